@@ -1,0 +1,62 @@
+import { Hono } from "hono";
+import { getConfig } from "./config";
+import { ProxyError, renderError } from "./errors";
+import { bodyLimit } from "./middleware/body-limit";
+import { cors } from "./middleware/cors";
+import { requestContext } from "./middleware/request-context";
+import { openaiPassThrough } from "./routes/openai";
+import { seedChat } from "./routes/seed-chat";
+import type { AppEnv } from "./types";
+
+/**
+ * The proxy as a Hono app, its pipeline in order: request id and log line → CORS and origin →
+ * configuration check → body size limit → route (seed `POST /` or `/v1/*` pass-through) →
+ * forward upstream → stream back.
+ */
+export function createApp(): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.use(requestContext());
+  app.use(cors());
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+
+  app.use(async function configured(c, next) {
+    const config = getConfig(c.env);
+    const { errors, apiKey } = config;
+    if (errors.length > 0 || apiKey === undefined) {
+      console.error(JSON.stringify({ level: "error", msg: "proxy is not configured", errors }));
+      throw new ProxyError(500, `proxy is not configured: ${errors.join("; ")}`, { code: "proxy_not_configured" });
+    }
+    c.set("config", { ...config, apiKey });
+    await next();
+  });
+  app.use(bodyLimit());
+
+  app.post("/", seedChat);
+  app.on(["GET", "POST", "DELETE"], "/v1/*", openaiPassThrough);
+
+  app.all("/", () => methodNotAllowed("POST, OPTIONS"));
+  app.all("/health", () => methodNotAllowed("GET, OPTIONS"));
+  app.all("/v1/*", () => methodNotAllowed("GET, POST, DELETE, OPTIONS"));
+  app.notFound((c) => {
+    throw new ProxyError(404, `${c.req.method} ${c.req.path} is not a route of this proxy`, { code: "unknown_url" });
+  });
+
+  app.onError((error, c) => {
+    const proxyError =
+      error instanceof ProxyError
+        ? error
+        : new ProxyError(500, "the proxy failed unexpectedly", { code: "internal_error" });
+    if (!(error instanceof ProxyError)) {
+      console.error(JSON.stringify({ level: "error", msg: "unexpected error", error: String(error) }));
+    }
+    c.get("info").error = proxyError.code ?? proxyError.type;
+    return renderError(proxyError, c.req.path);
+  });
+  return app;
+}
+
+function methodNotAllowed(allow: string): never {
+  throw new ProxyError(405, `method not allowed; use ${allow}`, { code: "method_not_allowed", headers: { allow } });
+}

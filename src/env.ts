@@ -1,0 +1,9 @@
+/**
+ * The Worker's bindings: the vars in `wrangler.jsonc` (typed by `wrangler types`)
+ * plus the secrets, which `wrangler types` cannot see and are declared here.
+ */
+export interface Env extends Cloudflare.Env {
+  OPENAI_API_KEY?: string;
+  OPENAI_ORGANIZATION?: string;
+  OPENAI_PROJECT?: string;
+}

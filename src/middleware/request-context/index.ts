@@ -1,0 +1,65 @@
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv, RequestInfo } from "../../types";
+
+/** One JSON log line per request. Never a key, a token or message content: only these fields. */
+export type RequestLog = {
+  level: "info" | "error";
+  msg: "request";
+  requestId: string;
+  method: string;
+  path: string;
+  status: number;
+  upstreamStatus: number | null;
+  model: string | null;
+  stream: boolean;
+  durationMs: number;
+  ttfbMs: number | null;
+  error?: string;
+};
+
+/** A request id of the same form as OpenAI's, for responses the upstream never saw. */
+export function newRequestId(): string {
+  return `req_proxy_${crypto.randomUUID().replaceAll("-", "")}`;
+}
+
+/**
+ * First step of the pipeline: gives the request an id and a start time, makes sure every
+ * response carries `x-request-id`, and writes the request's log line once its body is done
+ * (after the response, in `waitUntil`).
+ *
+ * @example
+ * app.use(requestContext());
+ */
+export function requestContext(): MiddlewareHandler<AppEnv> {
+  return async function requestContextMiddleware(c, next) {
+    const info: RequestInfo = { requestId: newRequestId(), startedAt: Date.now() };
+    c.set("info", info);
+    await next();
+
+    const res = c.res;
+    const requestId = res.headers.get("x-request-id") ?? info.requestId;
+    if (!res.headers.has("x-request-id")) res.headers.set("x-request-id", requestId);
+
+    const method = c.req.method;
+    const path = c.req.path;
+    const writeLog = () => {
+      const line: RequestLog = {
+        level: res.status >= 500 ? "error" : "info",
+        msg: "request",
+        requestId,
+        method,
+        path,
+        status: res.status,
+        upstreamStatus: info.upstreamStatus ?? null,
+        model: info.model ?? null,
+        stream: info.stream ?? false,
+        durationMs: Date.now() - info.startedAt,
+        ttfbMs: info.ttfbMs ?? null,
+        ...(info.error === undefined ? {} : { error: info.error }),
+      };
+      console.log(JSON.stringify(line));
+    };
+    if (info.done === undefined) writeLog();
+    else c.executionCtx.waitUntil(info.done.then(writeLog, writeLog));
+  };
+}

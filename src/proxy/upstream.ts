@@ -1,0 +1,62 @@
+import type { Config } from "../config";
+import { ProxyError } from "../errors";
+import type { ReadyConfig } from "../types";
+
+/** Client headers that never go upstream: credentials, routing, client identity and hop-by-hop headers. */
+const DROPPED_REQUEST_HEADERS = new Set([
+  "authorization",
+  "api-key",
+  "x-api-key",
+  "cookie",
+  "host",
+  "origin",
+  "referer",
+  "forwarded",
+  "x-real-ip",
+  "true-client-ip",
+  "openai-organization",
+  "openai-project",
+  "connection",
+  "keep-alive",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+  "accept-encoding",
+]);
+const DROPPED_REQUEST_PREFIXES = ["cf-", "x-forwarded-", "sec-"];
+
+/**
+ * The upstream URL for a client path under `/v1` (e.g. `/chat/completions`) and its query string.
+ * Whatever the path holds, the result stays on `OPENAI_BASE_URL`'s origin and under its path.
+ *
+ * @example
+ * upstreamUrl(config, "/chat/completions", "?limit=2") // https://api.openai.com/v1/chat/completions?limit=2
+ */
+export function upstreamUrl(config: Config, path: string, search: string): string {
+  const url = new URL(config.baseUrl + path + search);
+  if (url.origin !== config.baseOrigin || !url.pathname.startsWith(`${config.basePath}/`)) {
+    throw new ProxyError(400, "request path is not a valid OpenAI API path", { code: "invalid_path" });
+  }
+  return url.href;
+}
+
+/**
+ * The headers sent upstream: the client's own (content type, `openai-beta`, SDK telemetry, …)
+ * minus everything in `DROPPED_REQUEST_HEADERS`, plus the operator's key, organization and project.
+ */
+export function upstreamHeaders(config: ReadyConfig, client: Headers): Headers {
+  const headers = new Headers();
+  for (const [name, value] of client) {
+    if (DROPPED_REQUEST_HEADERS.has(name)) continue;
+    if (DROPPED_REQUEST_PREFIXES.some((prefix) => name.startsWith(prefix))) continue;
+    headers.set(name, value);
+  }
+  headers.set("authorization", `Bearer ${config.apiKey}`);
+  if (config.organization !== undefined) headers.set("openai-organization", config.organization);
+  if (config.project !== undefined) headers.set("openai-project", config.project);
+  return headers;
+}

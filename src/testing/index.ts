@@ -1,0 +1,118 @@
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { vi } from "vitest";
+import type { Env } from "../env";
+import worker from "../index";
+
+/** The API key the test bindings give the Worker (see vitest.config.mts); no response or log may contain it. */
+export const TEST_KEY = "sk-test-secret-key-0123456789abcdef";
+
+/** Every response header and body text seen by `call` and `text`, checked for the key after each test. */
+export const seen: string[] = [];
+
+/** Every console line the Worker wrote during the current test. */
+export const logged: string[] = [];
+
+/** The Worker's per-request JSON log lines from the current test. */
+export function requestLogs(): Record<string, unknown>[] {
+  return logged
+    .filter((line) => line.startsWith("{") && line.includes('"msg":"request"'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/**
+ * Sends a request through the Worker's real `fetch` with the test bindings plus `vars`.
+ *
+ * @example
+ * const { response, ctx } = await call(new Request("http://proxy/health"));
+ */
+export async function call(
+  request: Request,
+  vars: Partial<Record<keyof Env, string>> = {},
+): Promise<{ response: Response; ctx: ExecutionContext; settled: () => Promise<void> }> {
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(request, { ...env, ...vars } as Env, ctx);
+  seen.push(JSON.stringify([...response.headers]));
+  return { response, ctx, settled: () => waitOnExecutionContext(ctx) };
+}
+
+/** Reads a response body as text, recording it for the key check. */
+export async function text(response: Response): Promise<string> {
+  const body = await response.text();
+  seen.push(body);
+  return body;
+}
+
+/** Reads a response body as JSON, recording it for the key check. */
+export async function json<T = Record<string, unknown>>(response: Response): Promise<T> {
+  return JSON.parse(await text(response)) as T;
+}
+
+/** A request to the proxy under test. */
+export function proxyRequest(path: string, init: RequestInit = {}): Request {
+  return new Request(`http://proxy.test${path}`, init);
+}
+
+/** A JSON POST to the proxy under test. */
+export function postJson(path: string, body: unknown, headers: Record<string, string> = {}): Request {
+  return proxyRequest(path, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+/**
+ * Replaces the Worker's outbound `fetch` with `handler`, which sees each upstream request as a
+ * `Request` (url, headers, body, signal). Returns the recorded requests.
+ *
+ * @example
+ * const upstream = mockUpstream(() => Response.json({ ok: true }));
+ */
+export function mockUpstream(handler: (request: Request) => Response | Promise<Response>): Request[] {
+  const requests: Request[] = [];
+  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const request = new Request(input, init);
+    requests.push(request.clone());
+    return handler(request);
+  });
+  return requests;
+}
+
+/** A JSON response as OpenAI sends it, with a request id. */
+export function openaiJson(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return Response.json(body, { status, headers: { "x-request-id": "req_upstream123", ...headers } });
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * A streaming upstream response: its body is a stream the test writes to, piece by piece.
+ *
+ * @example
+ * const sse = controllableSse(); mockUpstream(() => sse.response); sse.send("data: {}\n\n"); sse.end();
+ */
+export function controllableSse(headers: Record<string, string> = {}) {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let cancelled: (reason: unknown) => void = () => {};
+  const cancellation = new Promise<unknown>((resolve) => {
+    cancelled = resolve;
+  });
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+    },
+    cancel(reason) {
+      cancelled(reason);
+    },
+  });
+  return {
+    response: new Response(body, {
+      headers: { "content-type": "text/event-stream; charset=utf-8", "x-request-id": "req_stream1", ...headers },
+    }),
+    send: (chunk: string | Uint8Array) => controller.enqueue(typeof chunk === "string" ? encoder.encode(chunk) : chunk),
+    end: () => controller.close(),
+    fail: (error: unknown) => controller.error(error),
+    /** Settles when the proxy cancels the upstream body. */
+    cancellation,
+  };
+}

@@ -1,0 +1,29 @@
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        // The Worker's logic, inside workerd, with the bindings and flags of wrangler.jsonc.
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.jsonc" },
+            miniflare: { bindings: { OPENAI_API_KEY: "sk-test-secret-key-0123456789abcdef" } },
+          }),
+        ],
+        test: { name: "worker", include: ["src/**/*.test.ts"], setupFiles: ["src/testing/setup.ts"] },
+      },
+      {
+        // What crosses the network: a real `wrangler dev`, real SDKs, a real browser, the fake upstream.
+        test: {
+          name: "e2e",
+          include: ["test/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});

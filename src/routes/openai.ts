@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { ProxyError } from "../errors";
 import { forward } from "../proxy/forward";
 import type { AppEnv } from "../types";
 
@@ -13,6 +14,10 @@ export function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
   const url = c.req.url;
   const pathAt = url.indexOf("/", url.indexOf("//") + 2);
   const queryAt = url.indexOf("?", pathAt);
+  const path = url.slice(pathAt + "/v1".length, queryAt === -1 ? undefined : queryAt);
+  if (path === "" || path === "/") {
+    throw new ProxyError(404, `${c.req.method} ${c.req.path} is not a route of this proxy`, { code: "unknown_url" });
+  }
   const body = c.get("body");
   const info = c.get("info");
   if (body !== null && (c.req.header("content-type") ?? "").startsWith("application/json")) {
@@ -22,7 +27,7 @@ export function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
     c.get("config"),
     {
       method: c.req.method,
-      path: url.slice(pathAt + "/v1".length, queryAt === -1 ? undefined : queryAt),
+      path,
       search: queryAt === -1 ? "" : url.slice(queryAt),
       headers: c.req.raw.headers,
       body,

@@ -30,7 +30,8 @@ export async function call(
   vars: Partial<Record<keyof Env, string>> = {},
 ): Promise<{ response: Response; ctx: ExecutionContext; settled: () => Promise<void> }> {
   const ctx = createExecutionContext();
-  const response = await worker.fetch(request, { ...env, ...vars } as Env, ctx);
+  const incoming = request as Request<unknown, IncomingRequestCfProperties>;
+  const response = await worker.fetch(incoming, { ...env, ...vars } as Env, ctx);
   seen.push(JSON.stringify([...response.headers]));
   return { response, ctx, settled: () => waitOnExecutionContext(ctx) };
 }

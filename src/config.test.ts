@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+import { getConfig, parseConfig } from "./config";
+import type { Env } from "./env";
+
+const env = (vars: Record<string, string>) => ({ OPENAI_API_KEY: "sk-unit", ...vars }) as unknown as Env;
+
+describe("parseConfig", () => {
+  it("applies the documented defaults", () => {
+    const config = parseConfig(env({}));
+    expect(config).toMatchObject({
+      baseUrl: "https://api.openai.com/v1",
+      basePath: "/v1",
+      defaultModel: "gpt-3.5-turbo",
+      defaultTemperature: 0.7,
+      defaultMaxTokens: 1000,
+      maxBodyBytes: 10 * 1024 * 1024,
+      upstreamTimeoutMs: 120_000,
+      errors: [],
+    });
+    expect(config.origins.any).toBe(true);
+  });
+
+  it("reports every bad setting at once, by name", () => {
+    const { errors } = parseConfig(
+      env({
+        OPENAI_API_KEY: " ",
+        OPENAI_BASE_URL: "not a url",
+        ALLOWED_ORIGINS: "example.com",
+        DEFAULT_TEMPERATURE: "3",
+        DEFAULT_MAX_TOKENS: "1.5",
+        MAX_BODY_BYTES: "0",
+        UPSTREAM_TIMEOUT_MS: "soon",
+      }),
+    );
+    expect(errors).toHaveLength(7);
+    for (const name of [
+      "OPENAI_API_KEY",
+      "OPENAI_BASE_URL",
+      "ALLOWED_ORIGINS",
+      "DEFAULT_TEMPERATURE",
+      "DEFAULT_MAX_TOKENS",
+      "MAX_BODY_BYTES",
+      "UPSTREAM_TIMEOUT_MS",
+    ]) {
+      expect(
+        errors.some((e) => e.startsWith(name)),
+        name,
+      ).toBe(true);
+    }
+  });
+
+  it.each(["https://user:pass@api.test/v1", "https://api.test/v1?x=1", "file:///etc/passwd"])(
+    "refuses OPENAI_BASE_URL %s without echoing it",
+    (url) => {
+      const { errors } = parseConfig(env({ OPENAI_BASE_URL: url }));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).not.toContain("pass");
+    },
+  );
+
+  it("strips a trailing slash from OPENAI_BASE_URL", () => {
+    expect(parseConfig(env({ OPENAI_BASE_URL: "http://127.0.0.1:9999/v1/" })).baseUrl).toBe("http://127.0.0.1:9999/v1");
+  });
+
+  it("never puts the key in an error", () => {
+    const { errors } = parseConfig(env({ OPENAI_API_KEY: "sk-unit", MAX_BODY_BYTES: "x" }));
+    expect(errors.join()).not.toContain("sk-unit");
+  });
+});
+
+describe("getConfig", () => {
+  it("parses each env object once", () => {
+    const e = env({});
+    expect(getConfig(e)).toBe(getConfig(e));
+  });
+});

@@ -1,0 +1,208 @@
+import { describe, expect, it } from "vitest";
+import {
+  call,
+  controllableSse,
+  json,
+  mockUpstream,
+  openaiJson,
+  postJson,
+  proxyRequest,
+  TEST_KEY,
+  text,
+} from "../testing";
+
+const CHAT = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };
+
+describe("the upstream request", () => {
+  it("carries the operator's key, organization and project, never the client's credentials", async () => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    await call(
+      postJson("/v1/chat/completions", CHAT, {
+        authorization: "Bearer client-token",
+        cookie: "session=1",
+        "cf-connecting-ip": "203.0.113.9",
+        "x-forwarded-for": "203.0.113.9",
+        "x-forwarded-host": "evil.test",
+        "openai-organization": "org-client",
+        origin: "https://app.example.com",
+        "openai-beta": "assistants=v2",
+        "x-stainless-os": "Linux",
+      }),
+      { OPENAI_ORGANIZATION: "org-operator", OPENAI_PROJECT: "proj-operator" },
+    );
+    const headers = upstream[0]?.headers;
+    expect(headers?.get("authorization")).toBe(`Bearer ${TEST_KEY}`);
+    expect(headers?.get("openai-organization")).toBe("org-operator");
+    expect(headers?.get("openai-project")).toBe("proj-operator");
+    expect(headers?.get("openai-beta")).toBe("assistants=v2");
+    expect(headers?.get("x-stainless-os")).toBe("Linux");
+    for (const name of ["cookie", "cf-connecting-ip", "x-forwarded-for", "x-forwarded-host", "origin"]) {
+      expect(headers?.has(name), name).toBe(false);
+    }
+  });
+
+  it("goes to OPENAI_BASE_URL whatever the client's Host says", async () => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    await call(new Request("http://evil.test/v1/models?limit=2", { headers: { host: "evil.test" } }), {
+      OPENAI_BASE_URL: "https://upstream.test/openai/v1/",
+    });
+    expect(upstream[0]?.url).toBe("https://upstream.test/openai/v1/models?limit=2");
+  });
+
+  it("does not follow a redirect from upstream", async () => {
+    const upstream = mockUpstream(
+      () => new Response(null, { status: 307, headers: { location: "http://127.0.0.1:1/evil" } }),
+    );
+    const { response } = await call(postJson("/v1/chat/completions", CHAT));
+    expect(upstream).toHaveLength(1);
+    expect(upstream[0]?.redirect).toBe("manual");
+    expect(response.status).toBe(502);
+    expect(response.headers.get("location")).toBeNull();
+    expect(await json(response)).toMatchObject({ error: { code: "upstream_redirect" } });
+  });
+});
+
+describe("upstream errors", () => {
+  it.each([401, 403])("hide an upstream %i, which echoes part of the key, behind a generic 502", async (status) => {
+    mockUpstream(() =>
+      openaiJson(
+        {
+          error: {
+            message: `Incorrect API key provided: ${TEST_KEY.slice(0, 8)}****${TEST_KEY.slice(-4)}`,
+            code: "invalid_api_key",
+          },
+        },
+        status,
+      ),
+    );
+    const { response } = await call(postJson("/v1/chat/completions", CHAT));
+    expect(response.status).toBe(502);
+    const body = await text(response);
+    expect(body).not.toContain(TEST_KEY.slice(-4));
+    expect(body).not.toContain("Incorrect API key");
+    expect(JSON.parse(body)).toMatchObject({ error: { code: "upstream_auth_failed", type: "server_error" } });
+  });
+
+  it.each([
+    [429, { "retry-after": "2", "retry-after-ms": "2000", "x-ratelimit-remaining-requests": "0" }],
+    [500, {}],
+    [503, { "retry-after": "5" }],
+    [400, {}],
+    [404, {}],
+  ])("pass an upstream %i through with its body and headers", async (status, headers) => {
+    const error = { error: { message: "upstream says no", type: "x", param: null, code: "y" } };
+    mockUpstream(() => openaiJson(error, status, { "openai-processing-ms": "12", ...headers }));
+    const { response } = await call(postJson("/v1/chat/completions", CHAT));
+    expect(response.status).toBe(status);
+    expect(await json(response)).toEqual(error);
+    expect(response.headers.get("x-request-id")).toBe("req_upstream123");
+    expect(response.headers.get("openai-processing-ms")).toBe("12");
+    for (const [name, value] of Object.entries(headers)) expect(response.headers.get(name)).toBe(value);
+  });
+
+  it("answers 502 when upstream is unreachable", async () => {
+    mockUpstream(() => {
+      throw new TypeError("Network connection lost.");
+    });
+    const { response } = await call(postJson("/v1/chat/completions", CHAT));
+    expect(response.status).toBe(502);
+    expect(await json(response)).toMatchObject({ error: { code: "upstream_unreachable" } });
+  });
+
+  it("answers 504 when upstream sends no headers within UPSTREAM_TIMEOUT_MS, and cancels it", async () => {
+    let aborted: (reason: unknown) => void = () => {};
+    const abortSeen = new Promise((resolve) => {
+      aborted = resolve;
+    });
+    mockUpstream(
+      (request) =>
+        new Promise<Response>((_, reject) => {
+          request.signal.addEventListener("abort", () => {
+            aborted(request.signal.reason);
+            reject(request.signal.reason);
+          });
+        }),
+    );
+    const { response } = await call(postJson("/v1/chat/completions", CHAT), { UPSTREAM_TIMEOUT_MS: "30" });
+    expect(response.status).toBe(504);
+    expect(await json(response)).toMatchObject({
+      error: { code: "upstream_timeout", message: "POST /v1/chat/completions: upstream sent no response within 30 ms" },
+    });
+    expect(await abortSeen).toBe("upstream timed out");
+  });
+});
+
+describe("the response", () => {
+  it("keeps useful headers and drops cookies, org names and CDN headers", async () => {
+    mockUpstream(() =>
+      openaiJson({ ok: true }, 200, {
+        "set-cookie": "__cf_bm=abc; domain=.api.openai.com",
+        "openai-organization": "org-secret-name",
+        "cf-ray": "123",
+        "x-ratelimit-limit-tokens": "1000",
+        "openai-version": "2020-10-01",
+      }),
+    );
+    const { response } = await call(postJson("/v1/chat/completions", CHAT));
+    expect(response.headers.get("set-cookie")).toBeNull();
+    expect(response.headers.get("openai-organization")).toBeNull();
+    expect(response.headers.get("cf-ray")).toBeNull();
+    expect(response.headers.get("x-ratelimit-limit-tokens")).toBe("1000");
+    expect(response.headers.get("openai-version")).toBe("2020-10-01");
+    expect(response.headers.get("content-type")).toContain("application/json");
+  });
+
+  it("streams SSE with no-transform caching headers and no content-encoding", async () => {
+    const sse = controllableSse({ "content-encoding": "gzip" });
+    mockUpstream(() => sse.response);
+    const { response } = await call(postJson("/v1/chat/completions", { ...CHAT, stream: true }));
+    expect(response.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+    expect(response.headers.get("cache-control")).toBe("no-cache, no-transform");
+    expect(response.headers.get("content-encoding")).toBeNull();
+    sse.send("data: [DONE]\n\n");
+    sse.end();
+    expect(await text(response)).toBe("data: [DONE]\n\n");
+  });
+
+  it("ends a stream that upstream cut mid-way with an SSE error event", async () => {
+    const sse = controllableSse();
+    mockUpstream(() => sse.response);
+    const { response, settled } = await call(postJson("/v1/chat/completions", { ...CHAT, stream: true }));
+    sse.send('data: {"choices":[{"delta":{"content":"Hel');
+    sse.fail(new Error("connection reset"));
+    const body = await text(response);
+    expect(body).toContain('"code":"upstream_interrupted"');
+    expect(body).not.toContain("[DONE]");
+    await settled();
+  });
+
+  it("cancels upstream when the client cancels the stream", async () => {
+    const sse = controllableSse();
+    mockUpstream(() => sse.response);
+    const { response, settled } = await call(postJson("/v1/chat/completions", { ...CHAT, stream: true }));
+    sse.send("data: 1\n\n");
+    const reader = response.body?.getReader();
+    await reader?.read();
+    await reader?.cancel("client went away");
+    await sse.cancellation;
+    await settled();
+  });
+
+  it("aborts the upstream call when the client's request is aborted", async () => {
+    let upstreamSignal: AbortSignal | undefined;
+    const sse = controllableSse();
+    mockUpstream((request) => {
+      upstreamSignal = request.signal;
+      return sse.response;
+    });
+    const client = new AbortController();
+    const { response } = await call(
+      proxyRequest("/v1/chat/completions", { method: "POST", body: JSON.stringify(CHAT), signal: client.signal }),
+    );
+    expect(response.status).toBe(200);
+    expect(upstreamSignal?.aborted).toBe(false);
+    client.abort();
+    expect(upstreamSignal?.aborted).toBe(true);
+    sse.end();
+  });
+});

@@ -1,0 +1,130 @@
+import { describe, expect, it } from "vitest";
+import { passThroughSse } from "./sse";
+
+const encoder = new TextEncoder();
+
+/** A real-looking chat stream with multi-byte characters (é, 你好, 👋) in it. */
+const STREAM = encoder.encode(
+  [
+    'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}',
+    'data: {"choices":[{"delta":{"content":"Café "}}]}',
+    'data: {"choices":[{"delta":{"content":"你好 👋"}}]}',
+    "data: [DONE]",
+    "",
+    "",
+  ].join("\n\n"),
+);
+
+/** Hands out `chunks` one read at a time, then ends or errors as a cut connection does. */
+function streamOf(chunks: Uint8Array[], ending: "close" | "error" = "close"): ReadableStream<Uint8Array> {
+  const queue = [...chunks];
+  return new ReadableStream({
+    pull(controller) {
+      const chunk = queue.shift();
+      if (chunk !== undefined) controller.enqueue(chunk);
+      else if (ending === "close") controller.close();
+      else controller.error(new Error("connection reset"));
+    },
+  });
+}
+
+async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array[]> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return chunks;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+describe("passThroughSse", () => {
+  it("passes the stream through unchanged when split at every byte boundary, in the same chunks", async () => {
+    for (let cut = 1; cut < STREAM.byteLength; cut++) {
+      const chunks = [STREAM.slice(0, cut), STREAM.slice(cut)];
+      const { body, done } = passThroughSse(streamOf(chunks), 60_000);
+      const out = await collect(body);
+      expect(out.map((c) => c.byteLength)).toEqual([cut, STREAM.byteLength - cut]);
+      expect(concat(out)).toEqual(STREAM);
+      expect(await done).toBe("complete");
+    }
+  });
+
+  it("passes one byte at a time through unchanged", async () => {
+    const chunks = [...STREAM].map((byte) => Uint8Array.of(byte));
+    const { body } = passThroughSse(streamOf(chunks), 60_000);
+    const out = await collect(body);
+    expect(out).toHaveLength(STREAM.byteLength);
+    expect(concat(out)).toEqual(STREAM);
+  });
+
+  it("forwards each chunk as soon as it arrives, before upstream has finished", async () => {
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const upstream = new ReadableStream<Uint8Array>({
+      start(c) {
+        controller = c;
+      },
+    });
+    const reader = passThroughSse(upstream, 60_000).body.getReader();
+    controller.enqueue(encoder.encode("data: 1\n\n"));
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("data: 1\n\n");
+    controller.enqueue(encoder.encode("data: 2\n\n"));
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("data: 2\n\n");
+    controller.close();
+    expect((await reader.read()).done).toBe(true);
+  });
+
+  it("ends a stream that upstream cut with an SSE error event, never a clean end", async () => {
+    const { body, done } = passThroughSse(streamOf([STREAM.slice(0, 40)], "error"), 60_000);
+    const text = new TextDecoder().decode(concat(await collect(body)));
+    expect(text.startsWith(new TextDecoder().decode(STREAM.slice(0, 40)))).toBe(true);
+    const last = text.trimEnd().split("\n").at(-1) ?? "";
+    expect(JSON.parse(last.slice("data: ".length))).toEqual({
+      error: {
+        message: expect.stringContaining("interrupted"),
+        type: "server_error",
+        param: null,
+        code: "upstream_interrupted",
+      },
+    });
+    expect(text).not.toContain("[DONE]");
+    expect(await done).toBe("cut");
+  });
+
+  it("ends a stalled stream with an SSE error event and cancels upstream", async () => {
+    let cancelled = false;
+    const upstream = new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(encoder.encode("data: 1\n\n")),
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const { body, done } = passThroughSse(upstream, 20);
+    const text = new TextDecoder().decode(concat(await collect(body)));
+    expect(text).toMatch(/^data: 1\n\n\n\ndata: \{"error":\{.*"code":"upstream_stalled"\}\}\n\n$/);
+    expect(await done).toBe("stalled");
+    expect(cancelled).toBe(true);
+  });
+
+  it("cancels upstream when the client cancels", async () => {
+    let reason: unknown;
+    const upstream = new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(encoder.encode("data: 1\n\n")),
+      cancel(r) {
+        reason = r;
+      },
+    });
+    const { body, done } = passThroughSse(upstream, 60_000);
+    const reader = body.getReader();
+    await reader.read();
+    await reader.cancel("client went away");
+    expect(reason).toBe("client went away");
+    expect(await done).toBe("cancelled");
+  });
+});

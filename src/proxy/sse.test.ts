@@ -45,23 +45,36 @@ function concat(chunks: Uint8Array[]): Uint8Array {
 }
 
 describe("passThroughSse", () => {
-  it("passes the stream through unchanged when split at every byte boundary, in the same chunks", async () => {
+  it("passes the stream through unchanged when split at every byte boundary", async () => {
     for (let cut = 1; cut < STREAM.byteLength; cut++) {
       const chunks = [STREAM.slice(0, cut), STREAM.slice(cut)];
       const { body, done } = passThroughSse(streamOf(chunks), 60_000);
       const out = await collect(body);
-      expect(out.map((c) => c.byteLength)).toEqual([cut, STREAM.byteLength - cut]);
       expect(concat(out)).toEqual(STREAM);
+      // Whole lines stay as they came; a split line is joined, so every chunk ends a line.
+      for (const chunk of out) expect(chunk.at(-1)).toBe(0x0a);
+      expect(out.length).toBe(STREAM[cut - 1] === 0x0a ? 2 : 1);
       expect(await done).toBe("complete");
     }
   });
 
-  it("passes one byte at a time through unchanged", async () => {
+  it("keeps upstream's chunks as they are when they end on a line", async () => {
+    const events = ["data: 1\n\n", "data: 2\n", "\n", "data: 3\n\ndata: 4\n\n"].map((e) => encoder.encode(e));
+    const out = await collect(passThroughSse(streamOf(events), 60_000).body);
+    expect(out).toEqual(events);
+  });
+
+  it("passes one byte at a time through unchanged, a line at a time", async () => {
     const chunks = [...STREAM].map((byte) => Uint8Array.of(byte));
     const { body } = passThroughSse(streamOf(chunks), 60_000);
     const out = await collect(body);
-    expect(out).toHaveLength(STREAM.byteLength);
     expect(concat(out)).toEqual(STREAM);
+    expect(out.map((c) => new TextDecoder().decode(c))).toEqual(new TextDecoder().decode(STREAM).split(/(?<=\n)/));
+  });
+
+  it("passes on the end of a stream that does not end a line", async () => {
+    const out = await collect(passThroughSse(streamOf([encoder.encode("data: 1\n\ndata: x")]), 60_000).body);
+    expect(new TextDecoder().decode(concat(out))).toBe("data: 1\n\ndata: x");
   });
 
   it("forwards each chunk as soon as it arrives, before upstream has finished", async () => {

@@ -1,16 +1,25 @@
 import { errorBody, ProxyError } from "../errors";
 
 const encoder = new TextEncoder();
+const LF = 0x0a;
+const CR = 0x0d;
+/** A line longer than this is passed on in pieces rather than held. */
+const MAX_HELD_BYTES = 64 * 1024;
 
 /** How a passed-through stream ended. */
 export type StreamOutcome = "complete" | "cut" | "stalled" | "cancelled";
 
 /**
- * Passes an upstream SSE body to the client chunk by chunk, as it arrives: no buffering, no
- * re-chunking, no parsing. When upstream breaks off or sends nothing for `idleTimeoutMs`, it
- * writes a final `data: {"error":…}` event before closing, because workerd would otherwise end
- * the client's response cleanly and the client would take a cut reply for a whole one.
- * Cancelling the returned stream (the client went away) cancels upstream.
+ * Passes an upstream SSE body to the client as it arrives: no buffering, no parsing, the bytes
+ * unchanged. Chunks go out as they come, with one exception: a chunk that stops in the middle of
+ * a line is held until the rest of that line arrives (usually in the very next read), because the
+ * runtime's socket reads can split an event that upstream wrote whole, and no client can act on
+ * half a line, while naive clients that split each read on newlines break on it.
+ *
+ * When upstream breaks off, or sends nothing for `idleTimeoutMs`, it writes a final
+ * `data: {"error":…}` event before closing, because workerd would otherwise end the client's
+ * response cleanly and the client would take a cut reply for a whole one. Cancelling the
+ * returned stream (the client went away) cancels upstream.
  *
  * @example
  * const { body, done } = passThroughSse(upstream.body, 120_000);
@@ -20,6 +29,7 @@ export function passThroughSse(
   idleTimeoutMs: number,
 ): { body: ReadableStream<Uint8Array>; done: Promise<StreamOutcome> } {
   const reader = upstream.getReader();
+  let held: Uint8Array | null = null;
   let finished = false;
   let resolveDone: (outcome: StreamOutcome) => void = () => {};
   const done = new Promise<StreamOutcome>((resolve) => {
@@ -33,25 +43,22 @@ export function passThroughSse(
   const body = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        let timer: ReturnType<typeof setTimeout> | null = null;
-        const stalled = new Promise<"stalled">((resolve) => {
-          timer = setTimeout(() => resolve("stalled"), idleTimeoutMs);
-        });
-        try {
-          const result = await Promise.race([reader.read(), stalled]);
-          if (result === "stalled") {
-            reader.cancel("upstream stalled").catch(() => {});
-            end(controller, "stalled", `upstream sent nothing for ${idleTimeoutMs} ms; the reply is incomplete`);
-          } else if (result.done) {
-            controller.close();
-            settle("complete");
-          } else {
-            controller.enqueue(result.value);
+        for (;;) {
+          const result = await readWithin(reader, idleTimeoutMs).catch(() => "cut" as const);
+          if (result === "stalled" || result === "cut") {
+            if (result === "stalled") reader.cancel("upstream stalled").catch(() => {});
+            return end(controller, result);
           }
-        } catch {
-          end(controller, "cut", "upstream connection was interrupted; the reply is incomplete");
-        } finally {
-          clearTimeout(timer);
+          if (result.done) {
+            if (held !== null) controller.enqueue(held);
+            held = null;
+            controller.close();
+            return settle("complete");
+          }
+          const chunk: Uint8Array = held === null ? result.value : join(held, result.value);
+          held = null;
+          if (endsLine(chunk) || chunk.byteLength > MAX_HELD_BYTES) return controller.enqueue(chunk);
+          held = chunk;
         }
       },
       cancel(reason) {
@@ -62,8 +69,14 @@ export function passThroughSse(
     { highWaterMark: 0 },
   );
 
-  function end(controller: ReadableStreamDefaultController<Uint8Array>, outcome: StreamOutcome, message: string) {
+  function end(controller: ReadableStreamDefaultController<Uint8Array>, outcome: "cut" | "stalled") {
     if (finished) return;
+    if (held !== null) controller.enqueue(held);
+    held = null;
+    const message =
+      outcome === "stalled"
+        ? `upstream sent nothing for ${idleTimeoutMs} ms; the reply is incomplete`
+        : "upstream connection was interrupted; the reply is incomplete";
     const error = new ProxyError(502, message, {
       code: outcome === "stalled" ? "upstream_stalled" : "upstream_interrupted",
     });
@@ -74,4 +87,32 @@ export function passThroughSse(
   }
 
   return { body, done };
+}
+
+/** The next read, or "stalled" when nothing arrives within `timeoutMs`. */
+async function readWithin(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  timeoutMs: number,
+): Promise<ReadableStreamReadResult<Uint8Array> | "stalled"> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const stalled = new Promise<"stalled">((resolve) => {
+    timer = setTimeout(() => resolve("stalled"), timeoutMs);
+  });
+  try {
+    return await Promise.race([reader.read(), stalled]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function endsLine(chunk: Uint8Array): boolean {
+  const last = chunk[chunk.byteLength - 1];
+  return last === LF || last === CR;
+}
+
+function join(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a, 0);
+  out.set(b, a.byteLength);
+  return out;
 }

@@ -118,6 +118,33 @@ describe("POST / as the seed README uses it", () => {
     expect(await text(response)).toBe(chunks.join(""));
   });
 
+  it("serves the original README's naive reader whole lines even when upstream's reads split them", async () => {
+    const events = ["I", " am", " fine", " 你好 👋"].map(
+      (content) => `data: ${JSON.stringify({ choices: [{ delta: { content } }] })}\n\n`,
+    );
+    const bytes = new TextEncoder().encode(`${events.join("")}data: [DONE]\n\n`);
+    for (const cut of [7, 23, 40, 61, bytes.byteLength - 3]) {
+      const sse = controllableSse();
+      mockUpstream(() => sse.response);
+      const { response } = await call(postJson("/", { messages: MESSAGES, stream: true }));
+      sse.send(bytes.slice(0, cut));
+      sse.send(bytes.slice(cut));
+      sse.end();
+      // The original README's loop: decode each read on its own, split it on newlines.
+      const reader = response.body?.getReader();
+      let text = "";
+      while (reader) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        for (const line of new TextDecoder().decode(value).split("\n")) {
+          if (line.startsWith("data: ") && line !== "data: [DONE]")
+            text += JSON.parse(line.slice(6)).choices[0]?.delta?.content;
+        }
+      }
+      expect(text, `cut at ${cut}`).toBe("I am fine 你好 👋");
+    }
+  });
+
   it("passes upstream errors through in OpenAI's shape", async () => {
     mockUpstream(() =>
       openaiJson(

@@ -1,0 +1,236 @@
+/**
+ * A small, faithful fake of the OpenAI API (api.openai.com/v1) for end-to-end tests, the demo and the benchmark.
+ * Listens on 127.0.0.1 only, uses node:http only and never touches the network. Replies are deterministic:
+ * chat answers `Hello! You said: <last user message>`.
+ *
+ * Faults — named by the request's JSON `model` field or an `x-fake-fault` header, on any /v1 path, after auth:
+ *   fault-429              429 rate_limit_exceeded (type `requests`), retry-after: 2, retry-after-ms: 2000
+ *   fault-500              500 server_error "The server had an error while processing your request…"
+ *   fault-503              503 server_error "The engine is currently overloaded…"
+ *   fault-400              400 invalid_request_error (param `model`)
+ *   fault-slow-first-byte  waits `x-fake-delay-ms` (default 5000) before the headers, then answers normally
+ *   fault-stall            headers + the first two SSE events, then silence until the client hangs up
+ *   fault-reset            headers + three SSE events, then a TCP reset (socket.resetAndDestroy)
+ *   fault-redirect         307 to http://127.0.0.1:1/evil (a proxy must not follow it)
+ * Stall/reset turn any request into a stream (a chat stream on paths that never stream).
+ *
+ * Stream timing per request (overriding the options): headers x-fake-ttft-ms, x-fake-chunk-gap-ms, x-fake-chunks,
+ * x-fake-hold-end-ms.
+ *
+ * Also: GET|POST /v1/echo reflects what it received; GET /__fake/requests and POST /__fake/reset are
+ * unauthenticated control endpoints for other processes (they are not recorded).
+ */
+import { EventEmitter, once } from "node:events";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { type Ctx, newId, sendJson, type Timing } from "./http.js";
+import { handle } from "./routes.js";
+
+export interface FakeOptions {
+  port?: number;
+  host?: "127.0.0.1";
+  /** Delay before the first SSE event. */
+  ttftMs?: number;
+  /** Gap between SSE events. */
+  chunkGapMs?: number;
+  /** Number of content deltas in a streamed reply (default: one per word). */
+  chunks?: number | undefined;
+  /** Extra delay before the closing events ([DONE], usage, response.completed…). */
+  holdEndMs?: number;
+}
+
+export interface RecordedRequest {
+  /** Also sent back as the `x-request-id` response header. */
+  id: string;
+  method: string;
+  /** Path with query string. */
+  path: string;
+  headers: Record<string, string>;
+  body: Buffer;
+  json?: unknown;
+  receivedAt: number;
+  finishedAt?: number;
+  /** The client closed the connection before the response was complete. */
+  clientClosedEarly: boolean;
+  /** When the response's connection closed (set for every request once it is over). */
+  closedAt?: number;
+}
+
+export interface FakeOpenAI {
+  /** e.g. http://127.0.0.1:PORT/v1 */
+  url: string;
+  port: number;
+  requests: RecordedRequest[];
+  waitForRequest(pred: (r: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest>;
+  /** Resolves once the response to `requestId` is over (finished or hung up); check `clientClosedEarly`. */
+  waitForClose(requestId: string, timeoutMs?: number): Promise<RecordedRequest>;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+const DEFAULT_WAIT_MS = 5000;
+
+function flatHeaders(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return out;
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function parseJson(rec: RecordedRequest): unknown {
+  if (rec.body.length === 0 || rec.headers["content-type"]?.startsWith("multipart/")) return undefined;
+  try {
+    return JSON.parse(rec.body.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Per-request overrides of the stream timing: `x-fake-ttft-ms`, `x-fake-chunk-gap-ms`, `x-fake-chunks`, `x-fake-hold-end-ms`. */
+function timingFor(req: IncomingMessage, defaults: Timing): Timing {
+  const header = (name: string): number | undefined => {
+    const value = Number(req.headers[name]);
+    return req.headers[name] !== undefined && Number.isFinite(value) && value >= 0 ? value : undefined;
+  };
+  return {
+    ttftMs: header("x-fake-ttft-ms") ?? defaults.ttftMs,
+    chunkGapMs: header("x-fake-chunk-gap-ms") ?? defaults.chunkGapMs,
+    chunks: header("x-fake-chunks") ?? defaults.chunks,
+    holdEndMs: header("x-fake-hold-end-ms") ?? defaults.holdEndMs,
+  };
+}
+
+const toPlain = ({ body, ...rest }: RecordedRequest) => ({ ...rest, bodyBase64: body.toString("base64") });
+
+export async function startFakeOpenAI(options: FakeOptions = {}): Promise<FakeOpenAI> {
+  const { ttftMs = 0, chunkGapMs = 0, chunks, holdEndMs = 0 } = options;
+  const timing: Timing = { ttftMs, chunkGapMs, chunks, holdEndMs };
+  const events = new EventEmitter().setMaxListeners(0); // "request", "close" (a response is over), "shutdown"
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+  let shuttingDown = false;
+
+  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    if (url.pathname.startsWith("/__fake/")) return control(url, req, res);
+    const rec: RecordedRequest = {
+      id: newId("req_", 16),
+      method: req.method ?? "GET",
+      path: url.pathname + url.search,
+      headers: flatHeaders(req),
+      body: Buffer.alloc(0),
+      receivedAt: Date.now(),
+      clientClosedEarly: false,
+    };
+    const abort = new AbortController();
+    const ctx: Ctx = { req, res, rec, url, timing: timingFor(req, timing), signal: abort.signal, serverHangup: false };
+    let recorded = false;
+    const record = (): void => {
+      if (recorded) return;
+      recorded = true;
+      requests.push(rec);
+      events.emit("request", rec);
+    };
+    res.once("finish", () => {
+      rec.finishedAt = Date.now();
+    });
+    res.once("close", () => {
+      rec.closedAt = Date.now();
+      rec.clientClosedEarly = !res.writableFinished && !ctx.serverHangup && !shuttingDown;
+      abort.abort(); // cancels every pending timer of this request
+      record(); // in case the client left before its body was read
+      events.emit("close", rec);
+    });
+    try {
+      rec.body = await readBody(req);
+    } catch {
+      return; // the connection died mid-upload
+    }
+    rec.json = parseJson(rec);
+    record();
+    await handle(ctx).catch((err: unknown) => {
+      if (abort.signal.aborted) return; // a timer was cancelled because the response closed
+      if (res.headersSent) res.destroy();
+      else sendJson(ctx, 500, { error: { message: String(err), type: "server_error", param: null, code: null } });
+    });
+  }
+
+  function control(url: URL, req: IncomingMessage, res: ServerResponse): void {
+    req.resume();
+    const route = `${req.method} ${url.pathname}`;
+    if (route === "POST /__fake/reset") requests.length = 0;
+    const known = route === "GET /__fake/requests" || route === "POST /__fake/reset";
+    res.writeHead(known ? 200 : 404, { "content-type": "application/json", "access-control-allow-origin": "*" });
+    const body = route === "GET /__fake/requests" ? requests.map(toPlain) : { ok: known };
+    res.end(JSON.stringify(body));
+  }
+
+  /** Resolves with the first request matching `find`, now or when `event` fires; rejects on timeout or close(). */
+  function waitFor(event: string, find: (r: RecordedRequest) => boolean, timeoutMs: number, why: () => string) {
+    const hit = requests.find(find);
+    if (hit) return Promise.resolve(hit);
+    return new Promise<RecordedRequest>((resolve, reject) => {
+      const settle = (err?: Error, r?: RecordedRequest): void => {
+        clearTimeout(timer);
+        events.off(event, onEvent).off("shutdown", onShutdown);
+        if (r) resolve(r);
+        else reject(err);
+      };
+      const onEvent = (r: RecordedRequest): void => {
+        if (find(r)) settle(undefined, r);
+      };
+      const onShutdown = (): void => settle(new Error(`fake-openai: ${why()}, and the server was closed`));
+      const timer = setTimeout(() => settle(new Error(`fake-openai: ${why()} after ${timeoutMs} ms`)), timeoutMs);
+      events.on(event, onEvent).once("shutdown", onShutdown);
+    });
+  }
+  const listRecorded = (): string => requests.map((r) => `${r.method} ${r.path}`).join(", ") || "none";
+  const state = (id: string): string =>
+    requests.some((r) => r.id === id) ? "the response is still open" : "no such request was recorded";
+
+  const server = createServer((req, res) => void onRequest(req, res));
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    port,
+    requests,
+    waitForRequest: (pred, timeoutMs = DEFAULT_WAIT_MS) =>
+      waitFor("request", pred, timeoutMs, () => `waitForRequest: no request matched (recorded: ${listRecorded()})`),
+    waitForClose: (id, timeoutMs = DEFAULT_WAIT_MS) =>
+      waitFor(
+        "close",
+        (r) => r.id === id && r.closedAt !== undefined,
+        timeoutMs,
+        () => `waitForClose(${id}): ${state(id)}`,
+      ),
+    reset: () => {
+      requests.length = 0;
+    },
+    close: () => {
+      closing ??= (async () => {
+        shuttingDown = true;
+        events.emit("shutdown");
+        const closed = new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
+        await Promise.all([closed, ...[...sockets].map((socket) => once(socket.destroy(), "close"))]);
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,119 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+/** A `wrangler dev` process serving the proxy on 127.0.0.1. */
+export type DevProxy = {
+  /** e.g. `http://127.0.0.1:43123` */
+  url: string;
+  /** Everything wrangler and the Worker printed so far. */
+  output: () => string;
+  stop: () => Promise<void>;
+};
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once("error", fail);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address !== null ? done(address.port) : fail(new Error("no port")),
+      );
+    });
+  });
+}
+
+/**
+ * Starts the real `wrangler dev` with `vars` (secrets included) and resolves once it says it is
+ * ready. Makes no outbound calls: metrics and Cloudflare's `cf` fetch are switched off.
+ *
+ * @example
+ * const proxy = await startWranglerDev({ OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: "sk-test" });
+ */
+export async function startWranglerDev(vars: Record<string, string>): Promise<DevProxy> {
+  const port = await freePort();
+  const inspectorPort = await freePort();
+  const persist = mkdtempSync(join(tmpdir(), "proxy-e2e-"));
+  const args = [
+    join(ROOT, "node_modules/wrangler/bin/wrangler.js"),
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--inspector-port",
+    String(inspectorPort),
+    "--persist-to",
+    persist,
+    "--show-interactive-dev-session=false",
+    "--log-level",
+    "log",
+    ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: "false",
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      NO_COLOR: "1",
+      CI: "true",
+    },
+  });
+  let output = "";
+  const url = `http://127.0.0.1:${port}`;
+  await new Promise<void>((ready, fail) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("Ready on")) ready();
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.once("exit", (code) => fail(new Error(`wrangler dev exited with ${code} before it was ready:\n${output}`)));
+  });
+  await waitForHealth(url);
+  return {
+    url,
+    output: () => output,
+    stop: async () => {
+      await stopProcess(child);
+      rmSync(persist, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Resolves once `GET /health` answers; wrangler can say "Ready" a moment before it serves. */
+export async function waitForHealth(url: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(`${url}/health`);
+      if (response.ok) return;
+    } catch {
+      // not listening yet: try again once the event loop has turned
+    }
+    await new Promise((next) => setImmediate(next));
+  }
+  throw new Error(`${url}/health did not answer`);
+}
+
+function stopProcess(child: ChildProcess): Promise<void> {
+  const pid = child.pid;
+  if (child.exitCode !== null || pid === undefined) return Promise.resolve();
+  return new Promise((done) => {
+    child.once("exit", () => done());
+    try {
+      process.kill(-pid, "SIGTERM");
+    } catch {
+      done();
+    }
+  });
+}

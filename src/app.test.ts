@@ -51,6 +51,18 @@ describe("configuration", () => {
     expect(upstream).toHaveLength(0);
   });
 
+  it("still answers 404, 405 and /health while misconfigured", async () => {
+    const misconfigured = { OPENAI_API_KEY: "" };
+    expect((await call(proxyRequest("/nope"), misconfigured)).response.status).toBe(404);
+    expect((await call(proxyRequest("/health", { method: "POST" }), misconfigured)).response.status).toBe(405);
+    expect((await call(proxyRequest("/health"), misconfigured)).response.status).toBe(200);
+  });
+
+  it("tells SDKs not to retry a misconfiguration", async () => {
+    const { response } = await call(postJson("/v1/chat/completions", {}), { OPENAI_API_KEY: "" });
+    expect(response.headers.get("x-should-retry")).toBe("false");
+  });
+
   it("reports every bad setting at once, by name", async () => {
     const { response } = await call(postJson("/", { messages: [{ role: "user", content: "hi" }] }), {
       OPENAI_API_KEY: "",

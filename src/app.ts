@@ -1,5 +1,5 @@
-import { Hono } from "hono";
-import { getConfig } from "./config";
+import { Hono, type MiddlewareHandler } from "hono";
+import { getConfig, isReady } from "./config";
 import { ProxyError, renderError } from "./errors";
 import { bodyLimit } from "./middleware/body-limit";
 import { cors } from "./middleware/cors";
@@ -10,8 +10,8 @@ import type { AppEnv } from "./types";
 
 /**
  * The proxy as a Hono app, its pipeline in order: request id and log line → CORS and origin →
- * configuration check → body size limit → route (seed `POST /` or `/v1/*` pass-through) →
- * forward upstream → stream back.
+ * (on proxied routes) configuration check → body size limit → route (seed `POST /` or `/v1/*`
+ * pass-through) → forward upstream → stream back.
  */
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -20,21 +20,8 @@ export function createApp(): Hono<AppEnv> {
   app.use(cors());
 
   app.get("/health", (c) => c.json({ status: "ok" }));
-
-  app.use(async function configured(c, next) {
-    const config = getConfig(c.env);
-    const { errors, apiKey } = config;
-    if (errors.length > 0 || apiKey === undefined) {
-      console.error(JSON.stringify({ level: "error", msg: "proxy is not configured", errors }));
-      throw new ProxyError(500, `proxy is not configured: ${errors.join("; ")}`, { code: "proxy_not_configured" });
-    }
-    c.set("config", { ...config, apiKey });
-    await next();
-  });
-  app.use(bodyLimit());
-
-  app.post("/", seedChat);
-  app.on(["GET", "POST", "DELETE"], "/v1/*", openaiPassThrough);
+  app.post("/", configured(), bodyLimit(), seedChat);
+  app.on(["GET", "POST", "DELETE"], "/v1/*", configured(), bodyLimit(), openaiPassThrough);
 
   app.all("/", () => methodNotAllowed("POST, OPTIONS"));
   app.all("/health", () => methodNotAllowed("GET, OPTIONS"));
@@ -55,6 +42,22 @@ export function createApp(): Hono<AppEnv> {
     return renderError(proxyError, c.req.path);
   });
   return app;
+}
+
+/** Refuses to proxy, with every bad setting named, until the configuration is complete. */
+function configured(): MiddlewareHandler<AppEnv> {
+  return async function configuredMiddleware(c, next) {
+    const config = getConfig(c.env);
+    if (!isReady(config)) {
+      console.error(JSON.stringify({ level: "error", msg: "proxy is not configured", errors: config.errors }));
+      throw new ProxyError(500, `proxy is not configured: ${config.errors.join("; ")}`, {
+        code: "proxy_not_configured",
+        retryable: false,
+      });
+    }
+    c.set("config", config);
+    await next();
+  };
 }
 
 function methodNotAllowed(allow: string): never {

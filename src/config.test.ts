@@ -15,6 +15,7 @@ describe("parseConfig", () => {
       defaultMaxTokens: 1000,
       maxBodyBytes: 10 * 1024 * 1024,
       upstreamTimeoutMs: 120_000,
+      streamIdleTimeoutMs: 300_000,
       errors: [],
     });
     expect(config.origins.any).toBe(true);
@@ -57,6 +58,14 @@ describe("parseConfig", () => {
       expect(errors[0]).not.toContain("pass");
     },
   );
+
+  it("refuses a key that cannot be sent in a header, without echoing it", () => {
+    const { errors } = parseConfig(env({ OPENAI_API_KEY: "sk-abc\ndef", OPENAI_PROJECT: "proj x" }));
+    expect(errors).toEqual([
+      "OPENAI_API_KEY contains characters that cannot be sent in a header",
+      "OPENAI_PROJECT contains characters that cannot be sent in a header",
+    ]);
+  });
 
   it("strips a trailing slash from OPENAI_BASE_URL", () => {
     expect(parseConfig(env({ OPENAI_BASE_URL: "http://127.0.0.1:9999/v1/" })).baseUrl).toBe("http://127.0.0.1:9999/v1");

@@ -19,6 +19,8 @@ export type Config = {
   defaultMaxTokens: number;
   maxBodyBytes: number;
   upstreamTimeoutMs: number;
+  /** A stream that upstream leaves silent this long is ended with an SSE error event. */
+  streamIdleTimeoutMs: number;
   /** Every bad setting, by name. Non-empty means the proxy refuses to serve (except CORS and preflights). */
   errors: string[];
 };
@@ -31,9 +33,13 @@ const DEFAULTS = {
   DEFAULT_MAX_TOKENS: "1000",
   MAX_BODY_BYTES: String(10 * 1024 * 1024),
   UPSTREAM_TIMEOUT_MS: "120000",
+  STREAM_IDLE_TIMEOUT_MS: "300000",
 } as const;
 
 type Setting = keyof typeof DEFAULTS;
+
+/** Visible ASCII only: what an HTTP header value can carry without being refused or altered. */
+const HEADER_SAFE = /^[\x21-\x7e]+$/;
 
 const cache = new WeakMap<object, Config>();
 
@@ -54,6 +60,14 @@ export function getConfig(env: Env): Config {
   return config;
 }
 
+/** A `Config` without errors, so with a key. */
+export type ReadyConfig = Config & { apiKey: string };
+
+/** Whether the proxy may serve with this configuration. */
+export function isReady(config: Config): config is ReadyConfig {
+  return config.errors.length === 0 && config.apiKey !== undefined;
+}
+
 /** Parses `env` into a `Config` without caching. */
 export function parseConfig(env: Env): Config {
   const errors: string[] = [];
@@ -72,7 +86,14 @@ export function parseConfig(env: Env): Config {
   };
   const positiveInteger = (n: number) => Number.isInteger(n) && n > 0;
 
-  const apiKey = env.OPENAI_API_KEY?.trim() || undefined;
+  const secret = (name: "OPENAI_API_KEY" | "OPENAI_ORGANIZATION" | "OPENAI_PROJECT"): string | undefined => {
+    const value = env[name]?.trim() || undefined;
+    // Never echo the value: it is a secret.
+    if (value !== undefined && !HEADER_SAFE.test(value))
+      errors.push(`${name} contains characters that cannot be sent in a header`);
+    return value;
+  };
+  const apiKey = secret("OPENAI_API_KEY");
   if (apiKey === undefined) errors.push("OPENAI_API_KEY is not set");
 
   const base = parseBaseUrl(setting("OPENAI_BASE_URL"));
@@ -84,8 +105,8 @@ export function parseConfig(env: Env): Config {
 
   return {
     apiKey,
-    organization: env.OPENAI_ORGANIZATION?.trim() || undefined,
-    project: env.OPENAI_PROJECT?.trim() || undefined,
+    organization: secret("OPENAI_ORGANIZATION"),
+    project: secret("OPENAI_PROJECT"),
     baseUrl,
     baseOrigin: new URL(baseUrl).origin,
     basePath: new URL(baseUrl).pathname.replace(/\/+$/, ""),
@@ -95,6 +116,7 @@ export function parseConfig(env: Env): Config {
     defaultMaxTokens: number("DEFAULT_MAX_TOKENS", positiveInteger, "a positive integer"),
     maxBodyBytes: number("MAX_BODY_BYTES", positiveInteger, "a positive integer"),
     upstreamTimeoutMs: number("UPSTREAM_TIMEOUT_MS", positiveInteger, "a positive integer"),
+    streamIdleTimeoutMs: number("STREAM_IDLE_TIMEOUT_MS", positiveInteger, "a positive integer"),
     errors,
   };
 }

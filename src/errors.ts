@@ -21,14 +21,22 @@ export class ProxyError extends Error {
   constructor(
     status: number,
     message: string,
-    options: { type?: ErrorType; code?: string | null; param?: string | null; headers?: Record<string, string> } = {},
+    options: {
+      type?: ErrorType;
+      code?: string | null;
+      param?: string | null;
+      headers?: Record<string, string>;
+      /** False for errors that a retry cannot mend: tells SDKs not to retry (`x-should-retry: false`). */
+      retryable?: boolean;
+    } = {},
   ) {
     super(message);
     this.status = status;
     this.type = options.type ?? (status >= 500 ? "server_error" : "invalid_request_error");
     this.code = options.code ?? null;
     this.param = options.param ?? null;
-    this.headers = options.headers ?? {};
+    this.headers =
+      options.retryable === false ? { ...options.headers, "x-should-retry": "false" } : (options.headers ?? {});
   }
 }
 

@@ -1,5 +1,6 @@
-import type { Config } from "./config";
+import type { ReadyConfig } from "./config";
 import type { Env } from "./env";
+import type { StreamOutcome } from "./proxy/sse";
 
 /** What one request learns on its way through the pipeline, for the log line and later steps. */
 export type RequestInfo = {
@@ -12,8 +13,8 @@ export type RequestInfo = {
   ttfbMs?: number;
   /** The proxy's own error code, when it answered with one. */
   error?: string;
-  /** Settles when the response body has been fully sent, cut or cancelled. */
-  done?: Promise<unknown>;
+  /** For streams: settles with how the stream ended, once it has been fully sent, cut or cancelled. */
+  done?: Promise<StreamOutcome>;
 };
 
 /** Hono's environment for this app: bindings and per-request variables. */
@@ -23,10 +24,10 @@ export type AppEnv = {
     info: RequestInfo;
     /** The parsed configuration, set once it is known to be complete. */
     config: ReadyConfig;
-    /** The request body, read and size-checked by `bodyLimit()`; null for requests without one. */
-    body: Uint8Array | null;
+    /** The request body, size-checked by `bodyLimit()`. */
+    body: RequestBody;
   };
 };
 
-/** A `Config` without errors, so with a key. */
-export type ReadyConfig = Config & { apiKey: string };
+/** A request body within the size limit: bytes when read into memory, a stream when passed through, null when absent. */
+export type RequestBody = Uint8Array | ReadableStream<Uint8Array> | null;

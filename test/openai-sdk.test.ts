@@ -7,18 +7,44 @@ const KEY = "sk-e2e-upstream-key-9f8e7d6c5b4a39281706";
 let fake: FakeOpenAI;
 let proxy: DevProxy;
 let client: OpenAI;
+/** Every response header and non-stream body the clients saw, checked for the key at the end. */
+const seen: string[] = [];
+
+/** `fetch` for the SDK that records what comes back. */
+const recordingFetch: typeof fetch = async (input, init) => {
+  const response = await fetch(input, init);
+  seen.push(JSON.stringify([...response.headers]));
+  if (!response.headers.get("content-type")?.includes("event-stream")) seen.push(await response.clone().text());
+  return response;
+};
+
+function sdk(options: { baseURL?: string; maxRetries?: number } = {}): OpenAI {
+  // The SDK needs some apiKey; the proxy ignores it and never forwards it.
+  return new OpenAI({
+    baseURL: `${proxy.url}/v1`,
+    apiKey: "sk-client-side-placeholder",
+    maxRetries: 0,
+    fetch: recordingFetch,
+    ...options,
+  });
+}
 
 beforeAll(async () => {
   fake = await startFakeOpenAI();
-  proxy = await startWranglerDev({ OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: KEY, UPSTREAM_TIMEOUT_MS: "1500" });
-  // The SDK needs some apiKey; the proxy ignores it and never forwards it.
-  client = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "sk-client-side-placeholder", maxRetries: 0 });
+  proxy = await startWranglerDev({
+    OPENAI_BASE_URL: fake.url,
+    OPENAI_API_KEY: KEY,
+    UPSTREAM_TIMEOUT_MS: "1500",
+    STREAM_IDLE_TIMEOUT_MS: "1500",
+  });
+  client = sdk();
 });
 
 afterAll(async () => {
   await proxy?.stop();
   await fake?.close();
-  expect(proxy.output()).not.toContain(KEY);
+  expect(proxy?.output() ?? "").not.toContain(KEY);
+  expect(seen.filter((s) => s.includes(KEY))).toEqual([]);
 });
 
 describe("the official openai SDK through the proxy, by baseURL only", () => {
@@ -93,15 +119,23 @@ describe("the official openai SDK through the proxy, by baseURL only", () => {
 });
 
 describe("errors reach the SDK as its own error classes", () => {
-  it("400 → BadRequestError", async () => {
-    const error = await client.chat.completions.create({ model: "fault-400", messages: [] }).catch((e: unknown) => e);
+  it("400 → BadRequestError, not retried", async () => {
+    fake.reset();
+    const error = await sdk({ maxRetries: 2 })
+      .chat.completions.create({ model: "fault-400", messages: [] })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(fake.requests).toHaveLength(1);
   });
 
-  it("404 → NotFoundError", async () => {
-    const error = await client.models.retrieve("no-such-model").catch((e: unknown) => e);
+  it("404 → NotFoundError, not retried", async () => {
+    fake.reset();
+    const error = await sdk({ maxRetries: 2 })
+      .models.retrieve("no-such-model")
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.NotFoundError);
     expect((error as APIError).code).toBe("model_not_found");
+    expect(fake.requests).toHaveLength(1);
   });
 
   it("429 → RateLimitError, with Retry-After and the request id", async () => {
@@ -111,11 +145,11 @@ describe("errors reach the SDK as its own error classes", () => {
     expect(error).toBeInstanceOf(OpenAI.RateLimitError);
     const rateLimit = error as APIError;
     expect(rateLimit.headers?.get("retry-after")).toBe("2");
-    expect(rateLimit.requestID).toMatch(/^req_/);
+    expect(rateLimit.requestID).toBe(fake.requests.at(-1)?.id);
   });
 
   it("429 is retried by the SDK after upstream's retry-after-ms", async () => {
-    const retrying = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "x", maxRetries: 1 });
+    const retrying = sdk({ maxRetries: 1 });
     fake.reset();
     const error = await retrying.chat.completions
       .create({ model: "fault-429", messages: [{ role: "user", content: "x" }] })
@@ -127,7 +161,7 @@ describe("errors reach the SDK as its own error classes", () => {
   });
 
   it("500 → InternalServerError after the SDK's own retry", async () => {
-    const retrying = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "x", maxRetries: 1 });
+    const retrying = sdk({ maxRetries: 1 });
     fake.reset();
     const error = await retrying.chat.completions
       .create({ model: "fault-500", messages: [{ role: "user", content: "x" }] })
@@ -151,6 +185,7 @@ describe("errors reach the SDK as its own error classes", () => {
       .create({ model: "fault-redirect", messages: [{ role: "user", content: "x" }] })
       .catch((e: unknown) => e);
     expect((error as APIError).status).toBe(502);
+    expect((error as APIError).code).toBe("upstream_redirect");
     expect(fake.requests).toHaveLength(1);
   });
 });
@@ -257,12 +292,16 @@ describe("an upstream that refuses the proxy's key", () => {
   });
   afterAll(async () => {
     await refused?.stop();
-    expect(refused.output()).not.toContain("sk-wrong");
+    expect(refused?.output() ?? "").not.toContain("sk-wrong");
   });
 
   it("gives the client a generic 502 that does not echo the key", async () => {
-    const sdk = new OpenAI({ baseURL: `${refused.url}/v1`, apiKey: "x", maxRetries: 0 });
-    const error = (await sdk.models.list().catch((e: unknown) => e)) as APIError;
+    fake.reset();
+    const error = (await sdk({ baseURL: `${refused.url}/v1`, maxRetries: 2 })
+      .models.list()
+      .catch((e: unknown) => e)) as APIError;
+    // The SDK is told not to retry: a refused key stays refused.
+    expect(fake.requests).toHaveLength(1);
     expect(error.status).toBe(502);
     expect(JSON.stringify(error.error)).not.toContain("sk-wrong");
     expect(error.message).toContain("upstream refused the proxy's credentials");

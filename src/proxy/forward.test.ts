@@ -7,6 +7,7 @@ import {
   openaiJson,
   postJson,
   proxyRequest,
+  requestLogs,
   TEST_KEY,
   text,
 } from "../testing";
@@ -81,6 +82,8 @@ describe("upstream errors", () => {
     expect(body).not.toContain(TEST_KEY.slice(-4));
     expect(body).not.toContain("Incorrect API key");
     expect(JSON.parse(body)).toMatchObject({ error: { code: "upstream_auth_failed", type: "server_error" } });
+    // A retry cannot mend a refused key: SDKs must not hammer upstream with it.
+    expect(response.headers.get("x-should-retry")).toBe("false");
   });
 
   it.each([
@@ -133,6 +136,15 @@ describe("upstream errors", () => {
 });
 
 describe("the response", () => {
+  it("passes a 304 through rather than taking it for a redirect", async () => {
+    mockUpstream(() => new Response(null, { status: 304, headers: { etag: '"abc"' } }));
+    const { response } = await call(
+      proxyRequest("/v1/files/file-1/content", { headers: { "if-none-match": '"abc"' } }),
+    );
+    expect(response.status).toBe(304);
+    expect(response.headers.get("etag")).toBe('"abc"');
+  });
+
   it("keeps useful headers and drops cookies, org names and CDN headers", async () => {
     mockUpstream(() =>
       openaiJson({ ok: true }, 200, {
@@ -186,6 +198,39 @@ describe("the response", () => {
     await reader?.cancel("client went away");
     await sse.cancellation;
     await settled();
+  });
+
+  it("makes no upstream call for a client that has already gone", async () => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    const client = new AbortController();
+    const request = proxyRequest("/v1/chat/completions", {
+      method: "POST",
+      body: JSON.stringify(CHAT),
+      signal: client.signal,
+    });
+    client.abort();
+    const { response } = await call(request);
+    expect(response.status).toBe(499);
+    expect(upstream).toHaveLength(0);
+  });
+
+  it("logs a stream that upstream cut as an error, with its outcome", async () => {
+    const sse = controllableSse();
+    mockUpstream(() => sse.response);
+    const { response, settled } = await call(postJson("/v1/chat/completions", { ...CHAT, stream: true }));
+    sse.send("data: 1\n\n");
+    sse.fail(new Error("reset"));
+    await text(response);
+    await settled();
+    expect(requestLogs()).toEqual([
+      expect.objectContaining({
+        level: "error",
+        status: 200,
+        stream: true,
+        outcome: "cut",
+        error: "upstream_interrupted",
+      }),
+    ]);
   });
 
   it("aborts the upstream call when the client's request is aborted", async () => {

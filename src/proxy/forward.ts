@@ -1,9 +1,10 @@
-import { ProxyError } from "../errors";
-import type { ReadyConfig, RequestInfo } from "../types";
+import type { ReadyConfig } from "../config";
+import { type ErrorShape, ProxyError } from "../errors";
+import type { RequestBody, RequestInfo } from "../types";
 import { passThroughSse } from "./sse";
 import { upstreamHeaders, upstreamUrl } from "./upstream";
 
-/** What the route asks of upstream: a path under `OPENAI_BASE_URL`, and what to send there. */
+/** What the route asks of upstream: a path under `OPENAI_BASE_URL`, what to send there, and how to stream back. */
 export type UpstreamCall = {
   method: string;
   /** Path below the base URL, starting with `/`: `/chat/completions`. */
@@ -11,7 +12,11 @@ export type UpstreamCall = {
   /** The client's query string, `?…` or empty. */
   search: string;
   headers: Headers;
-  body: Uint8Array | string | null;
+  body: RequestBody | string;
+  /** The route's error shape, for the in-band error event of a cut stream. */
+  shape: ErrorShape;
+  /** See `SseOptions.alignLines`. */
+  alignLines: boolean;
 };
 
 /** Upstream response headers worth passing on; everything else (cookies, org names, CDN headers) stays behind. */
@@ -23,7 +28,10 @@ const KEPT_RESPONSE_HEADERS = new Set([
   "openai-version",
   "retry-after",
   "retry-after-ms",
+  "etag",
+  "last-modified",
 ]);
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /**
  * Sends `call` upstream with the operator's key and turns the answer into the client's response:
@@ -32,7 +40,7 @@ const KEPT_RESPONSE_HEADERS = new Set([
  * No response headers within `UPSTREAM_TIMEOUT_MS` gives 504; the client going away cancels upstream.
  *
  * @example
- * return forward(config, { method: "POST", path: "/chat/completions", search: "", headers, body }, c.req.raw.signal, info);
+ * return forward(config, { method: "POST", path: "/chat/completions", search: "", headers, body, shape: "openai", alignLines: false }, c.req.raw.signal, info);
  */
 export async function forward(
   config: ReadyConfig,
@@ -40,35 +48,38 @@ export async function forward(
   clientSignal: AbortSignal,
   info: RequestInfo,
 ): Promise<Response> {
+  const what = `${call.method} ${config.basePath}${call.path}`;
   const url = upstreamUrl(config, call.path, call.search);
+  const headers = upstreamHeaders(config, call.headers);
+  if (clientSignal.aborted) throw clientClosed(what);
+
   const abort = new AbortController();
   const onClientAbort = () => abort.abort("client went away");
   clientSignal.addEventListener("abort", onClientAbort);
+  const release = () => clientSignal.removeEventListener("abort", onClientAbort);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
     abort.abort("upstream timed out");
   }, config.upstreamTimeoutMs);
-  const what = `${call.method} ${config.basePath}${call.path}`;
 
   let upstream: Response;
   try {
     upstream = await fetch(url, {
       method: call.method,
-      headers: upstreamHeaders(config, call.headers),
+      headers,
       body: call.body,
       redirect: "manual",
       signal: abort.signal,
     });
   } catch {
-    clientSignal.removeEventListener("abort", onClientAbort);
+    release();
     if (timedOut) {
       throw new ProxyError(504, `${what}: upstream sent no response within ${config.upstreamTimeoutMs} ms`, {
         code: "upstream_timeout",
       });
     }
-    if (clientSignal.aborted)
-      throw new ProxyError(499, `${what}: the client closed the request`, { code: "client_closed" });
+    if (clientSignal.aborted) throw clientClosed(what);
     throw new ProxyError(502, `${what}: upstream is unreachable`, { code: "upstream_unreachable" });
   } finally {
     clearTimeout(timer);
@@ -76,41 +87,43 @@ export async function forward(
   info.upstreamStatus = upstream.status;
   info.ttfbMs = Date.now() - info.startedAt;
 
-  if (upstream.status === 401 || upstream.status === 403) {
-    await upstream.body?.cancel();
-    clientSignal.removeEventListener("abort", onClientAbort);
-    throw new ProxyError(502, `${what}: upstream refused the proxy's credentials; the operator should check them`, {
-      code: "upstream_auth_failed",
-    });
-  }
-  if (upstream.status >= 300 && upstream.status < 400) {
-    await upstream.body?.cancel();
-    clientSignal.removeEventListener("abort", onClientAbort);
-    throw new ProxyError(502, `${what}: upstream answered with a redirect, which the proxy does not follow`, {
-      code: "upstream_redirect",
-    });
+  if (upstream.status === 401 || upstream.status === 403 || REDIRECTS.has(upstream.status)) {
+    release();
+    await upstream.body?.cancel().catch(() => {});
+    const reason = REDIRECTS.has(upstream.status)
+      ? ["upstream answered with a redirect, which the proxy does not follow", "upstream_redirect"]
+      : ["upstream refused the proxy's credentials; the operator should check them", "upstream_auth_failed"];
+    throw new ProxyError(502, `${what}: ${reason[0]}`, { code: reason[1], retryable: false });
   }
 
-  const headers = responseHeaders(upstream.headers);
   const contentType = upstream.headers.get("content-type") ?? "";
   if (upstream.body !== null && contentType.startsWith("text/event-stream")) {
-    headers.set("cache-control", "no-cache, no-transform");
-    const { body, done } = passThroughSse(upstream.body, config.upstreamTimeoutMs);
+    const responseHeaders = keptHeaders(upstream.headers, false);
+    responseHeaders.set("cache-control", "no-cache, no-transform");
+    const { body, done } = passThroughSse(upstream.body, {
+      idleTimeoutMs: config.streamIdleTimeoutMs,
+      shape: call.shape,
+      alignLines: call.alignLines,
+    });
     info.stream = true;
-    info.done = done.finally(() => clientSignal.removeEventListener("abort", onClientAbort));
-    return new Response(body, { status: upstream.status, headers });
+    info.done = done.finally(release);
+    return new Response(body, { status: upstream.status, headers: responseHeaders });
   }
-  clientSignal.removeEventListener("abort", onClientAbort);
-  return new Response(upstream.body, { status: upstream.status, headers });
+  release();
+  return new Response(upstream.body, { status: upstream.status, headers: keptHeaders(upstream.headers, true) });
 }
 
-/** The upstream headers a client should see: `KEPT_RESPONSE_HEADERS`, `x-ratelimit-*`, and an honest length. */
-function responseHeaders(upstream: Headers): Headers {
+function clientClosed(what: string): ProxyError {
+  return new ProxyError(499, `${what}: the client closed the request`, { code: "client_closed" });
+}
+
+/** The upstream headers a client should see: `KEPT_RESPONSE_HEADERS`, `x-ratelimit-*`, and, when the body is unchanged, its length. */
+function keptHeaders(upstream: Headers, keepLength: boolean): Headers {
   const headers = new Headers();
   for (const [name, value] of upstream) {
     if (KEPT_RESPONSE_HEADERS.has(name) || name.startsWith("x-ratelimit-")) headers.set(name, value);
   }
   const length = upstream.get("content-length");
-  if (length !== null && !upstream.has("content-encoding")) headers.set("content-length", length);
+  if (keepLength && length !== null && !upstream.has("content-encoding")) headers.set("content-length", length);
   return headers;
 }

@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { passThroughSse } from "./sse";
+import { passThroughSse, type SseOptions } from "./sse";
+
+const RAW: SseOptions = { idleTimeoutMs: 60_000, shape: "openai", alignLines: false };
+const ALIGNED: SseOptions = { ...RAW, alignLines: true };
 
 const encoder = new TextEncoder();
 
@@ -45,10 +48,19 @@ function concat(chunks: Uint8Array[]): Uint8Array {
 }
 
 describe("passThroughSse", () => {
-  it("passes the stream through unchanged when split at every byte boundary", async () => {
+  it("passes upstream's chunks through exactly as they came, split lines included", async () => {
     for (let cut = 1; cut < STREAM.byteLength; cut++) {
       const chunks = [STREAM.slice(0, cut), STREAM.slice(cut)];
-      const { body, done } = passThroughSse(streamOf(chunks), 60_000);
+      const { body, done } = passThroughSse(streamOf(chunks), RAW);
+      expect(await collect(body)).toEqual(chunks);
+      expect(await done).toBe("complete");
+    }
+  });
+
+  it("with alignLines, joins a split line and still passes the bytes unchanged at every byte boundary", async () => {
+    for (let cut = 1; cut < STREAM.byteLength; cut++) {
+      const chunks = [STREAM.slice(0, cut), STREAM.slice(cut)];
+      const { body, done } = passThroughSse(streamOf(chunks), ALIGNED);
       const out = await collect(body);
       expect(concat(out)).toEqual(STREAM);
       // Whole lines stay as they came; a split line is joined, so every chunk ends a line.
@@ -60,20 +72,20 @@ describe("passThroughSse", () => {
 
   it("keeps upstream's chunks as they are when they end on a line", async () => {
     const events = ["data: 1\n\n", "data: 2\n", "\n", "data: 3\n\ndata: 4\n\n"].map((e) => encoder.encode(e));
-    const out = await collect(passThroughSse(streamOf(events), 60_000).body);
+    const out = await collect(passThroughSse(streamOf(events), ALIGNED).body);
     expect(out).toEqual(events);
   });
 
   it("passes one byte at a time through unchanged, a line at a time", async () => {
     const chunks = [...STREAM].map((byte) => Uint8Array.of(byte));
-    const { body } = passThroughSse(streamOf(chunks), 60_000);
+    const { body } = passThroughSse(streamOf(chunks), ALIGNED);
     const out = await collect(body);
     expect(concat(out)).toEqual(STREAM);
     expect(out.map((c) => new TextDecoder().decode(c))).toEqual(new TextDecoder().decode(STREAM).split(/(?<=\n)/));
   });
 
   it("passes on the end of a stream that does not end a line", async () => {
-    const out = await collect(passThroughSse(streamOf([encoder.encode("data: 1\n\ndata: x")]), 60_000).body);
+    const out = await collect(passThroughSse(streamOf([encoder.encode("data: 1\n\ndata: x")]), ALIGNED).body);
     expect(new TextDecoder().decode(concat(out))).toBe("data: 1\n\ndata: x");
   });
 
@@ -84,7 +96,7 @@ describe("passThroughSse", () => {
         controller = c;
       },
     });
-    const reader = passThroughSse(upstream, 60_000).body.getReader();
+    const reader = passThroughSse(upstream, RAW).body.getReader();
     controller.enqueue(encoder.encode("data: 1\n\n"));
     expect(new TextDecoder().decode((await reader.read()).value)).toBe("data: 1\n\n");
     controller.enqueue(encoder.encode("data: 2\n\n"));
@@ -94,7 +106,7 @@ describe("passThroughSse", () => {
   });
 
   it("ends a stream that upstream cut with an SSE error event, never a clean end", async () => {
-    const { body, done } = passThroughSse(streamOf([STREAM.slice(0, 40)], "error"), 60_000);
+    const { body, done } = passThroughSse(streamOf([STREAM.slice(0, 40)], "error"), RAW);
     const text = new TextDecoder().decode(concat(await collect(body)));
     expect(text.startsWith(new TextDecoder().decode(STREAM.slice(0, 40)))).toBe(true);
     const last = text.trimEnd().split("\n").at(-1) ?? "";
@@ -110,6 +122,34 @@ describe("passThroughSse", () => {
     expect(await done).toBe("cut");
   });
 
+  it("writes the error event in the seed's shape on the seed route", async () => {
+    const { body } = passThroughSse(streamOf([STREAM.slice(0, 40)], "error"), { ...ALIGNED, shape: "seed" });
+    const last =
+      new TextDecoder()
+        .decode(concat(await collect(body)))
+        .trimEnd()
+        .split("\n")
+        .at(-1) ?? "";
+    expect(JSON.parse(last.slice("data: ".length))).toEqual({
+      error: "Bad Gateway",
+      message: expect.stringContaining("interrupted"),
+    });
+  });
+
+  it("does not take a client that reads slowly for a stalled upstream", async () => {
+    const upstream = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(encoder.encode("data: 1\n\n"));
+        c.enqueue(encoder.encode("data: 2\n\n"));
+        c.close();
+      },
+    });
+    const reader = passThroughSse(upstream, { ...RAW, idleTimeoutMs: 10 }).body.getReader();
+    await reader.read();
+    await scheduler.wait(40);
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("data: 2\n\n");
+  });
+
   it("ends a stalled stream with an SSE error event and cancels upstream", async () => {
     let cancelled = false;
     const upstream = new ReadableStream<Uint8Array>({
@@ -118,7 +158,7 @@ describe("passThroughSse", () => {
         cancelled = true;
       },
     });
-    const { body, done } = passThroughSse(upstream, 20);
+    const { body, done } = passThroughSse(upstream, { ...RAW, idleTimeoutMs: 20 });
     const text = new TextDecoder().decode(concat(await collect(body)));
     expect(text).toMatch(/^data: 1\n\n\n\ndata: \{"error":\{.*"code":"upstream_stalled"\}\}\n\n$/);
     expect(await done).toBe("stalled");
@@ -133,7 +173,7 @@ describe("passThroughSse", () => {
         reason = r;
       },
     });
-    const { body, done } = passThroughSse(upstream, 60_000);
+    const { body, done } = passThroughSse(upstream, RAW);
     const reader = body.getReader();
     await reader.read();
     await reader.cancel("client went away");

@@ -1,4 +1,4 @@
-import { errorBody, ProxyError } from "../errors";
+import { type ErrorShape, errorBody, ProxyError } from "../errors";
 
 const encoder = new TextEncoder();
 const LF = 0x0a;
@@ -9,34 +9,60 @@ const MAX_HELD_BYTES = 64 * 1024;
 /** How a passed-through stream ended. */
 export type StreamOutcome = "complete" | "cut" | "stalled" | "cancelled";
 
+export type SseOptions = {
+  /** A stream that upstream leaves silent this long is ended with an error event. */
+  idleTimeoutMs: number;
+  /** The shape of that error event's JSON: the route's error shape. */
+  shape: ErrorShape;
+  /**
+   * Hold a chunk that stops mid-line until the rest of its line arrives. The runtime's socket
+   * reads can split an event that upstream wrote whole; naive clients that split each read on
+   * newlines (the original README's example) break on that. No complete line ever waits.
+   */
+  alignLines: boolean;
+};
+
 /**
  * Passes an upstream SSE body to the client as it arrives: no buffering, no parsing, the bytes
- * unchanged. Chunks go out as they come, with one exception: a chunk that stops in the middle of
- * a line is held until the rest of that line arrives (usually in the very next read), because the
- * runtime's socket reads can split an event that upstream wrote whole, and no client can act on
- * half a line, while naive clients that split each read on newlines break on it.
- *
- * When upstream breaks off, or sends nothing for `idleTimeoutMs`, it writes a final
+ * unchanged. When upstream breaks off, or stays silent for `idleTimeoutMs`, it writes a final
  * `data: {"error":…}` event before closing, because workerd would otherwise end the client's
  * response cleanly and the client would take a cut reply for a whole one. Cancelling the
  * returned stream (the client went away) cancels upstream.
  *
  * @example
- * const { body, done } = passThroughSse(upstream.body, 120_000);
+ * const { body, done } = passThroughSse(upstream.body, { idleTimeoutMs: 300_000, shape: "openai", alignLines: false });
  */
 export function passThroughSse(
   upstream: ReadableStream<Uint8Array>,
-  idleTimeoutMs: number,
+  options: SseOptions,
 ): { body: ReadableStream<Uint8Array>; done: Promise<StreamOutcome> } {
+  const { idleTimeoutMs, shape, alignLines } = options;
   const reader = upstream.getReader();
   let held: Uint8Array | null = null;
   let finished = false;
+  let stalled = false;
+  /** When the pending read began; null while the client is not asking for more (backpressure is not a stall). */
+  let waitingSince: number | null = null;
   let resolveDone: (outcome: StreamOutcome) => void = () => {};
   const done = new Promise<StreamOutcome>((resolve) => {
     resolveDone = resolve;
   });
+
+  // One idle timer for the whole stream, re-armed only when it fires early: no timer per chunk.
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const watch = (delay: number) => {
+    timer = setTimeout(() => {
+      const idle = waitingSince === null ? 0 : Date.now() - waitingSince;
+      if (idle < idleTimeoutMs) return watch(idleTimeoutMs - idle);
+      stalled = true;
+      reader.cancel("upstream stalled").catch(() => {});
+    }, delay);
+  };
+  watch(idleTimeoutMs);
+
   const settle = (outcome: StreamOutcome) => {
     finished = true;
+    clearTimeout(timer);
     resolveDone(outcome);
   };
 
@@ -44,17 +70,23 @@ export function passThroughSse(
     {
       async pull(controller) {
         for (;;) {
-          const result = await readWithin(reader, idleTimeoutMs).catch(() => "cut" as const);
-          if (result === "stalled" || result === "cut") {
-            if (result === "stalled") reader.cancel("upstream stalled").catch(() => {});
-            return end(controller, result);
+          let result: ReadableStreamReadResult<Uint8Array>;
+          waitingSince = Date.now();
+          try {
+            result = await reader.read();
+          } catch {
+            // Cancelling a pending read on a stall can reject it, as a cut would.
+            return end(controller, stalled ? "stalled" : "cut");
+          } finally {
+            waitingSince = null;
           }
+          if (stalled) return end(controller, "stalled");
           if (result.done) {
             if (held !== null) controller.enqueue(held);
-            held = null;
             controller.close();
             return settle("complete");
           }
+          if (!alignLines) return controller.enqueue(result.value);
           const chunk: Uint8Array = held === null ? result.value : join(held, result.value);
           held = null;
           if (endsLine(chunk) || chunk.byteLength > MAX_HELD_BYTES) return controller.enqueue(chunk);
@@ -72,7 +104,6 @@ export function passThroughSse(
   function end(controller: ReadableStreamDefaultController<Uint8Array>, outcome: "cut" | "stalled") {
     if (finished) return;
     if (held !== null) controller.enqueue(held);
-    held = null;
     const message =
       outcome === "stalled"
         ? `upstream sent nothing for ${idleTimeoutMs} ms; the reply is incomplete`
@@ -81,28 +112,12 @@ export function passThroughSse(
       code: outcome === "stalled" ? "upstream_stalled" : "upstream_interrupted",
     });
     // The blank line first ends any event that upstream left half-written.
-    controller.enqueue(encoder.encode(`\n\ndata: ${errorBody(error, "openai")}\n\n`));
+    controller.enqueue(encoder.encode(`\n\ndata: ${errorBody(error, shape)}\n\n`));
     controller.close();
     settle(outcome);
   }
 
   return { body, done };
-}
-
-/** The next read, or "stalled" when nothing arrives within `timeoutMs`. */
-async function readWithin(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  timeoutMs: number,
-): Promise<ReadableStreamReadResult<Uint8Array> | "stalled"> {
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  const stalled = new Promise<"stalled">((resolve) => {
-    timer = setTimeout(() => resolve("stalled"), timeoutMs);
-  });
-  try {
-    return await Promise.race([reader.read(), stalled]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function endsLine(chunk: Uint8Array): boolean {

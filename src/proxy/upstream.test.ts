@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import type { ReadyConfig } from "../config";
 import { parseConfig } from "../config";
 import type { Env } from "../env";
-import type { ReadyConfig } from "../types";
 import { upstreamHeaders, upstreamUrl } from "./upstream";
 
 const config = {

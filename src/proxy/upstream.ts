@@ -1,6 +1,5 @@
-import type { Config } from "../config";
+import type { Config, ReadyConfig } from "../config";
 import { ProxyError } from "../errors";
-import type { ReadyConfig } from "../types";
 
 /** Client headers that never go upstream: credentials, routing, client identity and hop-by-hop headers. */
 const DROPPED_REQUEST_HEADERS = new Set([

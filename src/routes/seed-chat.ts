@@ -41,7 +41,9 @@ export async function seedChat(c: Context<AppEnv>): Promise<Response> {
       },
     );
   }
-  const request = parseJsonObject(c.get("body"));
+  const bytes = c.get("body");
+  // bodyLimit reads JSON bodies into memory; anything else here has no body at all.
+  const request = parseJsonObject(bytes instanceof Uint8Array ? bytes : null);
   if (!Array.isArray(request.messages) || request.messages.length === 0) {
     throw new ProxyError(400, "messages must be a non-empty array of chat messages", {
       code: "invalid_messages",
@@ -51,11 +53,17 @@ export async function seedChat(c: Context<AppEnv>): Promise<Response> {
   const body = withDefaults(request, config);
   const info = c.get("info");
   info.model = typeof body.model === "string" ? body.model : undefined;
-  const headers = new Headers(c.req.raw.headers);
-  headers.set("content-type", "application/json");
   return forward(
     config,
-    { method: "POST", path: "/chat/completions", search: "", headers, body: JSON.stringify(body) },
+    {
+      method: "POST",
+      path: "/chat/completions",
+      search: "",
+      headers: c.req.raw.headers,
+      body: JSON.stringify(body),
+      shape: "seed",
+      alignLines: true,
+    },
     c.req.raw.signal,
     info,
   );

@@ -31,19 +31,32 @@ export async function call(
 ): Promise<{ response: Response; ctx: ExecutionContext; settled: () => Promise<void> }> {
   const ctx = createExecutionContext();
   const incoming = request as Request<unknown, IncomingRequestCfProperties>;
-  const response = await worker.fetch(incoming, { ...env, ...vars } as Env, ctx);
+  const response = recorded(await worker.fetch(incoming, { ...env, ...vars } as Env, ctx));
   seen.push(JSON.stringify([...response.headers]));
   return { response, ctx, settled: () => waitOnExecutionContext(ctx) };
 }
 
-/** Reads a response body as text, recording it for the key check. */
-export async function text(response: Response): Promise<string> {
-  const body = await response.text();
-  seen.push(body);
-  return body;
+/** The same response, with every body chunk a test reads recorded for the key check, chunks unchanged. */
+function recorded(response: Response): Response {
+  if (response.body === null) return response;
+  const decoder = new TextDecoder();
+  const body = response.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        seen.push(decoder.decode(chunk, { stream: true }));
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(body, response);
 }
 
-/** Reads a response body as JSON, recording it for the key check. */
+/** Reads a response body as text. */
+export function text(response: Response): Promise<string> {
+  return response.text();
+}
+
+/** Reads a response body as JSON. */
 export async function json<T = Record<string, unknown>>(response: Response): Promise<T> {
   return JSON.parse(await text(response)) as T;
 }

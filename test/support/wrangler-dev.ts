@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -30,8 +30,9 @@ export function freePort(): Promise<number> {
 }
 
 /**
- * Starts the real `wrangler dev` with `vars` (secrets included) and resolves once it says it is
- * ready. Makes no outbound calls: metrics and Cloudflare's `cf` fetch are switched off.
+ * Starts the real `wrangler dev` with `vars` (secrets included, passed as a user would: in an env
+ * file, never on the command line) and resolves once it serves. Makes no outbound calls: metrics
+ * and Cloudflare's `cf` fetch are switched off.
  *
  * @example
  * const proxy = await startWranglerDev({ OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: "sk-test" });
@@ -40,6 +41,13 @@ export async function startWranglerDev(vars: Record<string, string>): Promise<De
   const port = await freePort();
   const inspectorPort = await freePort();
   const persist = mkdtempSync(join(tmpdir(), "proxy-e2e-"));
+  const envFile = join(persist, ".dev.vars");
+  writeFileSync(
+    envFile,
+    Object.entries(vars)
+      .map(([name, value]) => `${name}=${JSON.stringify(value)}\n`)
+      .join(""),
+  );
   const args = [
     join(ROOT, "node_modules/wrangler/bin/wrangler.js"),
     "dev",
@@ -54,7 +62,8 @@ export async function startWranglerDev(vars: Record<string, string>): Promise<De
     "--show-interactive-dev-session=false",
     "--log-level",
     "log",
-    ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+    "--env-file",
+    envFile,
   ];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
@@ -70,24 +79,27 @@ export async function startWranglerDev(vars: Record<string, string>): Promise<De
   });
   let output = "";
   const url = `http://127.0.0.1:${port}`;
-  await new Promise<void>((ready, fail) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes("Ready on")) ready();
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    child.once("exit", (code) => fail(new Error(`wrangler dev exited with ${code} before it was ready:\n${output}`)));
-  });
-  await waitForHealth(url);
-  return {
-    url,
-    output: () => output,
-    stop: async () => {
-      await stopProcess(child);
-      rmSync(persist, { recursive: true, force: true });
-    },
+  const stop = async () => {
+    await stopProcess(child);
+    rmSync(persist, { recursive: true, force: true });
   };
+  try {
+    await new Promise<void>((ready, fail) => {
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes("Ready on")) ready();
+      };
+      child.stdout?.on("data", onData);
+      child.stderr?.on("data", onData);
+      child.once("exit", (code) => fail(new Error(`wrangler dev exited with ${code} before it was ready:\n${output}`)));
+      setTimeout(() => fail(new Error(`wrangler dev was not ready within 30 s:\n${output}`)), 30_000).unref();
+    });
+    await waitForHealth(url);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url, output: () => output, stop };
 }
 
 /** Resolves once `GET /health` answers; wrangler can say "Ready" a moment before it serves. */
@@ -98,9 +110,9 @@ export async function waitForHealth(url: string, timeoutMs = 15_000): Promise<vo
       const response = await fetch(`${url}/health`);
       if (response.ok) return;
     } catch {
-      // not listening yet: try again once the event loop has turned
+      // not listening yet
     }
-    await new Promise((next) => setImmediate(next));
+    await new Promise((next) => setTimeout(next, 20));
   }
   throw new Error(`${url}/health did not answer`);
 }
@@ -109,11 +121,18 @@ function stopProcess(child: ChildProcess): Promise<void> {
   const pid = child.pid;
   if (child.exitCode !== null || pid === undefined) return Promise.resolve();
   return new Promise((done) => {
-    child.once("exit", () => done());
-    try {
-      process.kill(-pid, "SIGTERM");
-    } catch {
+    const kill = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-pid, signal);
+      } catch {
+        done(); // already gone
+      }
+    };
+    const hard = setTimeout(() => kill("SIGKILL"), 5_000);
+    child.once("exit", () => {
+      clearTimeout(hard);
       done();
-    }
+    });
+    kill("SIGTERM");
   });
 }

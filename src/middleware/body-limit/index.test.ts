@@ -68,12 +68,28 @@ describe("bodyLimit", () => {
     expect(sent.every((b) => b === 120)).toBe(true);
   });
 
+  it("streams a non-JSON upload with a declared length straight through, held to that length", async () => {
+    const upstream = mockUpstream(() => openaiJson({ text: "ok" }));
+    const bytes = new Uint8Array(900).fill(7);
+    const { response } = await call(
+      proxyRequest("/v1/audio/transcriptions", {
+        method: "POST",
+        body: bytes,
+        headers: { "content-type": "multipart/form-data; boundary=x" },
+      }),
+      LIMIT,
+    );
+    expect(response.status).toBe(200);
+    expect(new Uint8Array((await upstream[0]?.arrayBuffer()) ?? new ArrayBuffer(0))).toEqual(bytes);
+  });
+
   it("reads nothing for GET", async () => {
     expect(await readBody(new Request("http://x/"), 10)).toBeNull();
   });
 
   it("accepts a body of exactly the cap", async () => {
     const body = await readBody(new Request("http://x/", { method: "POST", body: "x".repeat(10) }), 10);
-    expect(body?.byteLength).toBe(10);
+    expect(body).toBeInstanceOf(Uint8Array);
+    expect(body instanceof Uint8Array && body.byteLength).toBe(10);
   });
 });

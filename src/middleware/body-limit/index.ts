@@ -1,14 +1,15 @@
 import type { MiddlewareHandler } from "hono";
 import { ProxyError } from "../../errors";
-import type { AppEnv } from "../../types";
+import type { AppEnv, RequestBody } from "../../types";
 
 /**
- * Reads the request body once into `c.var.body`, refusing more than `MAX_BODY_BYTES` with 413.
- * A declared `Content-Length` over the cap is refused before reading; a chunked body is read
- * only up to the cap, then cancelled. Later steps (and the upstream request) use these bytes.
+ * Refuses request bodies over `MAX_BODY_BYTES` with 413 and puts the body in `c.var.body`.
+ * JSON bodies are read into memory, because later steps look inside them. Other bodies with a
+ * declared `Content-Length` within the cap (audio and file uploads) stream straight through, held
+ * to that length. A chunked body is read only up to the cap, then cancelled.
  *
  * @example
- * app.use("/v1/*", bodyLimit());
+ * app.post("/", configured(), bodyLimit(), handler);
  */
 export function bodyLimit(): MiddlewareHandler<AppEnv> {
   return async function bodyLimitMiddleware(c, next) {
@@ -17,8 +18,8 @@ export function bodyLimit(): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** Reads `request`'s body, at most `maxBytes` of it; null when it has none. */
-export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array | null> {
+/** `request`'s body within `maxBytes`: bytes for JSON and chunked bodies, a length-checked stream otherwise. */
+export async function readBody(request: Request, maxBytes: number): Promise<RequestBody> {
   if (request.body === null || request.method === "GET" || request.method === "HEAD") return null;
   const tooLarge = () =>
     new ProxyError(413, `request body is larger than the proxy's limit of ${maxBytes} bytes`, {
@@ -27,9 +28,13 @@ export async function readBody(request: Request, maxBytes: number): Promise<Uint
 
   const declared = request.headers.get("content-length");
   if (declared !== null) {
-    if (Number(declared) > maxBytes) {
+    const length = Number(declared);
+    if (length > maxBytes) {
       await request.body.cancel().catch(() => {});
       throw tooLarge();
+    }
+    if (!(request.headers.get("content-type") ?? "").startsWith("application/json") && Number.isSafeInteger(length)) {
+      return request.body.pipeThrough(new FixedLengthStream(length));
     }
     return new Uint8Array(await request.arrayBuffer());
   }

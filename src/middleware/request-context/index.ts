@@ -1,4 +1,5 @@
 import type { MiddlewareHandler } from "hono";
+import type { StreamOutcome } from "../../proxy/sse";
 import type { AppEnv, RequestInfo } from "../../types";
 
 /** One JSON log line per request. Never a key, a token or message content: only these fields. */
@@ -14,6 +15,8 @@ export type RequestLog = {
   stream: boolean;
   durationMs: number;
   ttfbMs: number | null;
+  /** For streams: complete, cut (upstream broke off), stalled (upstream went silent) or cancelled (client left). */
+  outcome?: StreamOutcome;
   error?: string;
 };
 
@@ -42,9 +45,11 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
 
     const method = c.req.method;
     const path = c.req.path;
-    const writeLog = () => {
+    const writeLog = (outcome?: StreamOutcome) => {
+      const failed = outcome === "cut" || outcome === "stalled";
+      const error = failed ? `upstream_${outcome === "cut" ? "interrupted" : "stalled"}` : info.error;
       const line: RequestLog = {
-        level: res.status >= 500 ? "error" : "info",
+        level: res.status >= 500 || failed ? "error" : "info",
         msg: "request",
         requestId,
         method,
@@ -55,11 +60,12 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
         stream: info.stream ?? false,
         durationMs: Date.now() - info.startedAt,
         ttfbMs: info.ttfbMs ?? null,
-        ...(info.error === undefined ? {} : { error: info.error }),
+        ...(outcome === undefined ? {} : { outcome }),
+        ...(error === undefined ? {} : { error }),
       };
       console.log(JSON.stringify(line));
     };
     if (info.done === undefined) writeLog();
-    else c.executionCtx.waitUntil(info.done.then(writeLog, writeLog));
+    else c.executionCtx.waitUntil(info.done.then(writeLog));
   };
 }

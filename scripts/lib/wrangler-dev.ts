@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -13,7 +13,8 @@ export type DevProxy = {
   stop: () => Promise<void>;
 };
 
-const ROOT = resolve(import.meta.dirname, "../..");
+/** The project root. */
+export const ROOT = resolve(import.meta.dirname, "../..");
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -37,8 +38,11 @@ export function freePort(): Promise<number> {
  * @example
  * const proxy = await startWranglerDev({ OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: "sk-test" });
  */
-export async function startWranglerDev(vars: Record<string, string>): Promise<DevProxy> {
-  const port = await freePort();
+export async function startWranglerDev(
+  vars: Record<string, string>,
+  options: { port?: number; withDevVars?: boolean } = {},
+): Promise<DevProxy> {
+  const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
   const persist = mkdtempSync(join(tmpdir(), "proxy-e2e-"));
   const envFile = join(persist, ".dev.vars");

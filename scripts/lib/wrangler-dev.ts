@@ -46,12 +46,11 @@ export async function startWranglerDev(
   const inspectorPort = await freePort();
   const persist = mkdtempSync(join(tmpdir(), "proxy-e2e-"));
   const envFile = join(persist, ".dev.vars");
-  writeFileSync(
-    envFile,
-    Object.entries(vars)
-      .map(([name, value]) => `${name}=${JSON.stringify(value)}\n`)
-      .join(""),
-  );
+  // `--env-file` replaces `.dev.vars`; with `withDevVars` the developer's own file comes first and `vars` override it.
+  const devVars = join(ROOT, ".dev.vars");
+  const base = options.withDevVars && existsSync(devVars) ? `${readFileSync(devVars, "utf8")}\n` : "";
+  const lines = Object.entries(vars).map(([name, value]) => `${name}=${JSON.stringify(value)}\n`);
+  writeFileSync(envFile, base + lines.join(""));
   const args = [
     join(ROOT, "node_modules/wrangler/bin/wrangler.js"),
     "dev",

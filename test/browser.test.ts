@@ -1,0 +1,137 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { startStaticServer } from "../scripts/lib/static-server";
+import { type DevProxy, ROOT, startWranglerDev } from "../scripts/lib/wrangler-dev";
+import { type FakeOpenAI, startFakeOpenAI } from "./fake-openai/server";
+import { browserAvailable, launchChromium, openaiBrowserBundle, RESULTS_DIR } from "./support/browser";
+
+const KEY = "sk-browser-e2e-key-5a4b3c2d1e0f";
+
+describe.runIf(browserAvailable())("the demo chat page in Chromium", () => {
+  let fake: FakeOpenAI;
+  let proxy: DevProxy;
+  let allowed: { url: string; close: () => Promise<void> };
+  let disallowed: { url: string; close: () => Promise<void> };
+  let browser: Browser;
+  let page: Page;
+
+  beforeAll(async () => {
+    // Thirty pieces 40 ms apart: a reply takes over a second, so "before the end" is observable.
+    fake = await startFakeOpenAI({ chunks: 30, chunkGapMs: 40 });
+    const root = join(ROOT, "examples/chat");
+    allowed = await startStaticServer({ root });
+    disallowed = await startStaticServer({ root });
+    proxy = await startWranglerDev({ OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: KEY, ALLOWED_ORIGINS: allowed.url });
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await proxy?.stop();
+    await Promise.all([fake?.close(), allowed?.close(), disallowed?.close()]);
+    expect(proxy?.output() ?? "").not.toContain(KEY);
+  });
+
+  beforeEach(async () => {
+    fake.reset();
+    page = await browser.newPage({ viewport: { width: 900, height: 640 } });
+    return () => page.close();
+  });
+
+  async function open(origin: string): Promise<void> {
+    await page.goto(`${origin}/?proxy=${encodeURIComponent(proxy.url)}`);
+    await page.waitForSelector("body[data-ready='true']");
+  }
+
+  async function send(prompt: string, model?: string): Promise<void> {
+    if (model !== undefined) {
+      await page.evaluate((m) => {
+        const select = document.querySelector<HTMLSelectElement>("#model");
+        select?.add(new Option(m, m));
+        if (select) select.value = m;
+      }, model);
+    }
+    await page.fill("#prompt", prompt);
+    await page.click("#send");
+  }
+
+  const assistantText = () => page.textContent(".message.assistant .content");
+  const firstWords = () =>
+    page.waitForFunction(() => (document.querySelector(".message.assistant .content")?.textContent ?? "").length > 0);
+
+  it("streams a reply onto the page before upstream has finished sending it", async () => {
+    await open(allowed.url);
+    await send("Tell me about streaming");
+    await firstWords();
+    const upstream = await fake.waitForRequest((r) => r.path === "/v1/chat/completions");
+    expect(upstream.finishedAt).toBeUndefined();
+    expect((await assistantText())?.length).toBeLessThan("Hello! You said: Tell me about streaming".length);
+
+    await page.waitForSelector(".message.assistant.done");
+    expect(await assistantText()).toBe("Hello! You said: Tell me about streaming");
+    expect(await page.getAttribute("#status", "data-state")).toBe("done");
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    await page.screenshot({ path: join(RESULTS_DIR, "demo-streaming.png") });
+  });
+
+  it("Stop aborts the reply, and upstream sees the request cancelled within a second", async () => {
+    await open(allowed.url);
+    await send("Please stop me");
+    await firstWords();
+    const upstream = await fake.waitForRequest((r) => r.path === "/v1/chat/completions");
+    await page.click("#stop");
+    const closed = await fake.waitForClose(upstream.id, 1000);
+    expect(closed.clientClosedEarly).toBe(true);
+    await page.waitForSelector(".message.assistant.stopped");
+    expect(await page.getAttribute("#status", "data-state")).toBe("stopped");
+  });
+
+  it("on a disallowed origin, the browser blocks the call and upstream receives nothing", async () => {
+    await open(disallowed.url);
+    await send("Hello from elsewhere");
+    await page.waitForSelector(".message.error");
+    expect(await page.textContent(".message.error .content")).toContain("Could not reach the proxy");
+    expect(fake.requests).toHaveLength(0);
+  });
+
+  it("runs the official openai SDK inside the page: its x-stainless headers pass the preflight and it streams", async () => {
+    await open(allowed.url);
+    await page.addScriptTag({ content: await openaiBrowserBundle() });
+    const text = await page.evaluate(async (baseURL) => {
+      type Sdk = new (
+        options: object,
+      ) => {
+        chat: {
+          completions: { create(body: object): Promise<AsyncIterable<{ choices: { delta: { content?: string } }[] }>> };
+        };
+      };
+      const OpenAI = (globalThis as unknown as { OpenAI: Sdk }).OpenAI;
+      const client = new OpenAI({ baseURL, apiKey: "unused", dangerouslyAllowBrowser: true, maxRetries: 0 });
+      const stream = await client.chat.completions.create({
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: "from the SDK" }],
+        stream: true,
+      });
+      let out = "";
+      for await (const chunk of stream) out += chunk.choices[0]?.delta.content ?? "";
+      return out;
+    }, `${proxy.url}/v1`);
+    expect(text).toBe("Hello! You said: from the SDK");
+    const upstream = fake.requests.at(-1);
+    expect(Object.keys(upstream?.headers ?? {}).some((name) => name.startsWith("x-stainless-"))).toBe(true);
+    expect(upstream?.headers.authorization).toBe(`Bearer ${KEY}`);
+  });
+
+  it.each([
+    ["fault-429", /^Rate limited.*2 s/],
+    ["fault-500", /^The AI service had a problem \(500\)/],
+  ])("shows an upstream %s as a readable message", async (model, message) => {
+    await open(allowed.url);
+    await send("this will fail", model);
+    await page.waitForSelector(".message.error");
+    expect(await page.textContent(".message.error .content")).toMatch(message);
+    expect(await page.getAttribute("#status", "data-state")).toBe("error");
+  });
+});

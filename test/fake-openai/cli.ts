@@ -1,5 +1,5 @@
 /** Runs the fake OpenAI upstream standalone:
- *  tsx test/fake-openai/cli.ts --port 8787 [--ttft 200] [--gap 20] [--chunks 50] [--hold-end 0] */
+ *  tsx test/fake-openai/cli.ts --port 8787 [--ttft 200] [--gap 20] [--chunks 50] [--hold-end 0] [--no-record] */
 import { parseArgs } from "node:util";
 import { startFakeOpenAI } from "./server.js";
 
@@ -10,6 +10,7 @@ const { values } = parseArgs({
     gap: { type: "string", default: "0" },
     chunks: { type: "string" },
     "hold-end": { type: "string", default: "0" },
+    "no-record": { type: "boolean", default: false },
   },
 });
 
@@ -25,6 +26,7 @@ const fake = await startFakeOpenAI({
   chunkGapMs: int("gap", values.gap),
   chunks: values.chunks === undefined ? undefined : int("chunks", values.chunks),
   holdEndMs: int("hold-end", values["hold-end"]),
+  record: !values["no-record"],
 });
 console.log(`fake-openai listening on ${fake.url}`);
 

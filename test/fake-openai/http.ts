@@ -40,9 +40,13 @@ export type Json = Record<string, unknown>;
 
 export const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
-export const newId = (prefix: string, bytes = 12): string => `${prefix}${randomBytes(bytes).toString("hex")}`;
+/** `FAKE_OPENAI_DETERMINISTIC=1`: fixed ids and timestamps, so two replies to the same request are byte-identical (the benchmark compares streams). */
+const DETERMINISTIC = process.env.FAKE_OPENAI_DETERMINISTIC === "1";
 
-export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+export const newId = (prefix: string, bytes = 12): string =>
+  `${prefix}${DETERMINISTIC ? "0".repeat(bytes * 2) : randomBytes(bytes).toString("hex")}`;
+
+export const nowSeconds = (): number => (DETERMINISTIC ? 1_700_000_000 : Math.floor(Date.now() / 1000));
 
 export const countWords = (text: string): number => text.split(/\s+/).filter(Boolean).length;
 

@@ -37,6 +37,8 @@ export interface FakeOptions {
   chunks?: number | undefined;
   /** Extra delay before the closing events ([DONE], usage, response.completed…). */
   holdEndMs?: number;
+  /** Keep every request in `requests` (default true); the benchmark turns it off to stay lean. */
+  record?: boolean;
 }
 
 export interface RecordedRequest {
@@ -135,7 +137,7 @@ export async function startFakeOpenAI(options: FakeOptions = {}): Promise<FakeOp
     const record = (): void => {
       if (recorded) return;
       recorded = true;
-      requests.push(rec);
+      if (options.record !== false) requests.push(rec);
       events.emit("request", rec);
     };
     res.once("finish", () => {

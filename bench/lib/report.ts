@@ -1,0 +1,132 @@
+type Stat = { median: number; min: number; max: number };
+type Results = {
+  date: string;
+  quick: boolean;
+  machine: Record<string, string | number>;
+  method: {
+    rounds: number;
+    secondsPerMeasurement: number;
+    fixedRatePerSecond: number;
+    stream: Record<string, number>;
+    streamsPerRound: number;
+    memorySizes: number[];
+    memoryRepeats: number;
+  };
+  arms: Record<string, Record<string, Stat>>;
+  memory: Record<string, Record<string, number>>;
+  streamBytesIdentical: { B: boolean; C: boolean; bytes: number };
+  bundle: { rawBytes: number; gzipBytes: number };
+};
+
+const FIGURES: [key: string, label: string, unit: string][] = [
+  ["rps10", "Non-streaming throughput, 10 connections", "req/s"],
+  ["rps50", "Non-streaming throughput, 50 connections", "req/s"],
+  ["latencyP50", "Latency p50 at a fixed rate", "ms"],
+  ["latencyP99", "Latency p99 at a fixed rate", "ms"],
+  ["ttfbMs", "Stream: time to first byte", "ms"],
+  ["ttftMs", "Stream: time to first token", "ms"],
+  ["chunkGapP50", "Stream: chunk lateness vs upstream's timer, p50", "ms"],
+  ["chunkGapP99", "Stream: chunk lateness vs upstream's timer, p99", "ms"],
+  ["cpuMsPerRequest", "workerd CPU per request (50 connections)", "ms"],
+];
+
+const fmt = (n: number | undefined, digits = 2): string =>
+  n === undefined || Number.isNaN(n) ? "–" : Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(digits);
+const cell = (s: Stat | undefined): string =>
+  s === undefined || Number.isNaN(s.median) ? "–" : `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
+const pass = (ok: boolean): string => (ok ? "✅ met" : "❌ missed");
+
+/** RESULTS.md: the figures of one run against the targets, and how they were taken. */
+export function renderMarkdown(r: Results): string {
+  const { A = {}, B = {}, C = {} } = r.arms;
+  const m = (arm: Record<string, Stat>, key: string) => arm[key]?.median ?? Number.NaN;
+  const rows = FIGURES.map(([key, label, unit]) => {
+    const [a, b, c] = [m(A, key), m(B, key), m(C, key)];
+    return `| ${label} (${unit}) | ${cell(A[key])} | ${cell(B[key])} | ${cell(C[key])} | ${fmt(c - a)} | ${fmt(c - b)} | ${fmt(c / b)} |`;
+  });
+  const memB = r.memory.B ?? {};
+  const memC = r.memory.C ?? {};
+  const memoryRows = [
+    ...r.method.memorySizes.map((n) => [
+      `RSS with ${n} concurrent stream${n === 1 ? "" : "s"} (MiB)`,
+      `streams${n}MiB`,
+    ]),
+    ["Cost per extra stream (KiB)", "perStreamKiB"],
+    ["Idle RSS after first repeat (MiB)", "idleFirstMiB"],
+    ["Idle RSS after last repeat (MiB)", "idleLastMiB"],
+    ["Growth across repeats (MiB)", "growthMiB"],
+  ].map(
+    ([label, key]) =>
+      `| ${label} | ${fmt(memB[key ?? ""])} | ${fmt(memC[key ?? ""])} | ${fmt((memC[key ?? ""] ?? 0) - (memB[key ?? ""] ?? 0))} |`,
+  );
+
+  const addedP50 = m(C, "latencyP50") - m(B, "latencyP50");
+  const addedP99 = m(C, "latencyP99") - m(B, "latencyP99");
+  const tput = Math.min(m(C, "rps10") / m(B, "rps10"), m(C, "rps50") / m(B, "rps50"));
+  const gapP99 = m(C, "chunkGapP99") - m(B, "chunkGapP99");
+  const growth = (memC.growthMiB ?? 0) - (memB.growthMiB ?? 0);
+  const perStream = (memC.perStreamKiB ?? 0) - (memB.perStreamKiB ?? 0);
+  const gzipKiB = r.bundle.gzipBytes / 1024;
+  const targets = [
+    ["Added p50 latency, C−B ≤ 0.5 ms", `${fmt(addedP50)} ms`, pass(addedP50 <= 0.5)],
+    ["Added p99 latency, C−B ≤ 2 ms", `${fmt(addedP99)} ms`, pass(addedP99 <= 2)],
+    ["Throughput, C/B ≥ 90 % (worse of 10 and 50 connections)", `${fmt(tput * 100, 1)} %`, pass(tput >= 0.9)],
+    ["Added chunk delay p99, C−B < 1 ms", `${fmt(gapP99)} ms`, pass(gapP99 < 1)],
+    [
+      "Stream bytes identical to A",
+      `B ${r.streamBytesIdentical.B ? "yes" : "no"}, C ${r.streamBytesIdentical.C ? "yes" : "no"} (${r.streamBytesIdentical.bytes} bytes)`,
+      pass(r.streamBytesIdentical.C),
+    ],
+    [
+      "Memory: C grows no faster than B across repeats (1 MiB noise)",
+      `${fmt(growth)} MiB more than B`,
+      pass(growth <= 1),
+    ],
+    [
+      "Memory: no per-stream buffering (extra cost per stream within 16 KiB of B)",
+      `${fmt(perStream)} KiB more than B`,
+      pass(perStream <= 16),
+    ],
+    [
+      "Bundle under 100 KB gzipped",
+      `${fmt(gzipKiB, 1)} KiB gzipped, ${fmt(r.bundle.rawBytes / 1024, 1)} KiB raw`,
+      pass(gzipKiB < 100),
+    ],
+  ].map((row) => `| ${row.join(" | ")} |`);
+
+  return `# Benchmark results
+
+${r.quick ? "**Quick run (smoke test): figures are indicative only.**\n\n" : ""}Run on ${r.date.slice(0, 10)}: ${r.machine.cores} cores (${r.machine.cpu}), ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, workerd ${r.machine.workerd}; ${r.machine.pinned}. Rerun with \`npm run bench\` (about 4 minutes; \`npm run bench -- --quick\` for a 30-second smoke run).
+
+## Targets
+
+| Target | Measured | |
+| --- | --- | --- |
+${targets.join("\n")}
+
+## Figures
+
+Each cell: the median of the ${r.method.rounds} round medians, with the range of the rounds in brackets. Arms were measured interleaved (A B C, A B C, …) after a warm-up.
+
+| Figure | A: direct | B: bare Worker | C: this proxy | C−A | C−B | C/B |
+| --- | --- | --- | --- | --- | --- | --- |
+${rows.join("\n")}
+
+## Memory (workerd resident set)
+
+| | B: bare Worker | C: this proxy | C−B |
+| --- | --- | --- | --- |
+${memoryRows.join("\n")}
+
+## How the arms were run
+
+- **A, direct**: the load generator talks to the project's fake OpenAI upstream (\`test/fake-openai\`, deterministic replies, nothing recorded) in its own Node process. The physical floor.
+- **B, bare Worker**: \`bench/bare-worker.js\` (\`return fetch(upstream + path, request)\` and nothing else) on workerd through Miniflare's API, with the compatibility date and flags of \`wrangler.jsonc\`. The runtime floor.
+- **C, this proxy**: the bundle that \`wrangler deploy --dry-run\` produces, on workerd through Miniflare's API with the same date, flags and vars as \`wrangler.jsonc\` (default configuration: \`ALLOWED_ORIGINS=*\`, no access control or usage features yet), its request log lines read and dropped.
+- B and C run without \`wrangler dev\`'s local proxy in front, which spends about 5 ms of CPU per request of its own and would hide everything the proxy does. Each arm's workerd is a process of its own, so CPU and memory are measured per arm (\`/proc/<pid>\`).
+- Non-streaming: \`POST /v1/chat/completions\`, ${r.method.secondsPerMeasurement} s per measurement. Throughput with autocannon (closed loop, 10 and 50 connections). Latency with an open-loop sender at a fixed ${r.method.fixedRatePerSecond} requests/s (half of B's maximum), each latency counted from the request's scheduled send time, so stalls are not hidden (no coordinated omission).
+- Streaming: ${r.method.streamsPerRound} concurrent streams per round; upstream waits ${r.method.stream.ttftMs} ms, then sends ${r.method.stream.chunks} content chunks ${r.method.stream.gapMs} ms apart. Lateness is each chunk's arrival gap minus ${r.method.stream.gapMs} ms. The first stream of each arm is compared byte for byte with A's.
+- Memory: ${r.method.memorySizes.join(", ")} concurrent streams of 100 chunks 20 ms apart, peak RSS sampled every 100 ms, ${r.method.memoryRepeats} repeat(s); growth is the idle RSS after the last repeat minus after the first.
+- On a shared 2-core machine the p99 figures are noisy; the ranges show how much.
+`;
+}

@@ -1,0 +1,298 @@
+/**
+ * `npm run bench [-- --quick] [-- --out DIR]`: what the proxy adds to every request, measured side
+ * by side with a direct connection (A) and a bare pass-through Worker (B), for this proxy (C).
+ * Everything runs on 127.0.0.1 and stops at the end. Writes results/latest.json and RESULTS.md.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
+import autocannon from "autocannon";
+import { ROOT } from "../scripts/lib/wrangler-dev";
+import { type Arm, startFakeUpstream, startWorker } from "./lib/arms";
+import { fixedRate, median, percentile, timedRequest } from "./lib/http";
+import { renderMarkdown } from "./lib/report";
+import { cpuMs, pin, rssMiB } from "./lib/system";
+
+const { values: args } = parseArgs({
+  options: { quick: { type: "boolean", default: false }, out: { type: "string" } },
+});
+const QUICK = args.quick;
+const ROUNDS = QUICK ? 1 : 5;
+const SECONDS = QUICK ? 1 : 2.5;
+const STREAMS_PER_ROUND = QUICK ? 3 : 10;
+const MEMORY_SIZES = QUICK ? [1, 10] : [1, 50, 200];
+const MEMORY_REPEATS = QUICK ? 1 : 3;
+const STREAM = { ttftMs: 20, chunks: 30, gapMs: 10 };
+
+const CHAT_BODY = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hello, benchmark" }] });
+const STREAM_BODY = JSON.stringify({
+  model: "gpt-4o-mini",
+  messages: [{ role: "user", content: "Stream me thirty pieces please" }],
+  stream: true,
+});
+const HEADERS = { "content-type": "application/json", authorization: "Bearer sk-bench" };
+const PATH = "/v1/chat/completions";
+
+type Figures = Record<string, number>;
+
+async function main(): Promise<void> {
+  const twoCores = cpus().length >= 2;
+  const [loadCpus, workerCpus] = twoCores ? ["0", "1"] : ["0", "0"];
+  const pinned = twoCores && pin(process.pid, loadCpus);
+
+  const bundle = buildBundle();
+  const fake = await startFakeUpstream(loadCpus);
+  const arms: Arm[] = [
+    { name: "A", url: fake.origin, stop: async () => {} },
+    await startWorker("bare", join(ROOT, "bench/bare-worker.js"), { UPSTREAM: fake.origin }, workerCpus),
+    await startWorker(
+      "proxy",
+      bundle.path,
+      { OPENAI_BASE_URL: `${fake.origin}/v1`, OPENAI_API_KEY: "sk-bench" },
+      workerCpus,
+    ),
+  ];
+  const [, bare] = arms;
+  const names = ["A", "B", "C"] as const;
+  try {
+    for (const arm of arms) await throughput(arm, 10, 1); // warm-up
+    const rate = Math.max(50, Math.round(0.5 * (await throughput(bare as Arm, 10, SECONDS))));
+    const rounds: Record<string, Figures[]> = { A: [], B: [], C: [] };
+    const streams: Record<string, Buffer> = {};
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [i, arm] of arms.entries()) {
+        const name = names[i] ?? "?";
+        const figures = await measureRound(arm, rate);
+        if (round === 0) streams[name] = figures.bytes;
+        rounds[name]?.push(figures.numbers);
+        process.stdout.write(`round ${round + 1}/${ROUNDS} ${name} ${JSON.stringify(roundSummary(figures.numbers))}\n`);
+      }
+    }
+    const memory: Record<string, Figures> = {};
+    for (const [i, arm] of arms.entries()) if (i > 0) memory[names[i] ?? "?"] = await measureMemory(arm);
+
+    const results = {
+      date: new Date().toISOString(),
+      quick: QUICK,
+      machine: {
+        cores: cpus().length,
+        memoryGiB: Math.round(totalmem() / 2 ** 30),
+        cpu: cpus()[0]?.model ?? "unknown",
+        node: process.version,
+        workerd: execFileSync(join(ROOT, "node_modules/.bin/workerd"), ["--version"], { encoding: "utf8" }).trim(),
+        pinned: pinned
+          ? `load generator and fake upstream on CPU ${loadCpus}, workerd on CPU ${workerCpus}`
+          : "not pinned",
+      },
+      method: {
+        rounds: ROUNDS,
+        secondsPerMeasurement: SECONDS,
+        fixedRatePerSecond: rate,
+        stream: STREAM,
+        streamsPerRound: STREAMS_PER_ROUND,
+        memorySizes: MEMORY_SIZES,
+        memoryRepeats: MEMORY_REPEATS,
+      },
+      arms: Object.fromEntries(names.map((name) => [name, summarize(rounds[name] ?? [])])) as Record<
+        string,
+        Record<string, { median: number; min: number; max: number }>
+      >,
+      memory,
+      streamBytesIdentical: {
+        B: streams.B !== undefined && streams.A !== undefined && streams.B.equals(streams.A),
+        C: streams.C !== undefined && streams.A !== undefined && streams.C.equals(streams.A),
+        bytes: streams.A?.byteLength ?? 0,
+      },
+      bundle: { rawBytes: bundle.raw, gzipBytes: bundle.gzip },
+    };
+    const outDir = args.out ?? join(ROOT, "bench");
+    mkdirSync(join(outDir, "results"), { recursive: true });
+    writeFileSync(join(outDir, "results/latest.json"), `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(join(outDir, "RESULTS.md"), renderMarkdown(results));
+    process.stdout.write(`\nwrote ${join(outDir, "results/latest.json")} and ${join(outDir, "RESULTS.md")}\n`);
+  } finally {
+    for (const arm of arms) await arm.stop();
+    await fake.stop();
+  }
+}
+
+/** Requests per second at saturation with `connections` connections (closed loop). */
+async function throughput(arm: Arm, connections: number, seconds: number): Promise<number> {
+  const result = await autocannon({
+    url: arm.url + PATH,
+    method: "POST",
+    headers: HEADERS,
+    body: CHAT_BODY,
+    connections,
+    duration: seconds,
+  });
+  if (result.non2xx > 0 || result.errors > 0) {
+    throw new Error(`${arm.name}: ${result.non2xx} non-2xx answers and ${result.errors} errors under load`);
+  }
+  return result.requests.total / seconds;
+}
+
+async function measureRound(arm: Arm, rate: number): Promise<{ numbers: Figures; bytes: Buffer }> {
+  const rps10 = await throughput(arm, 10, SECONDS);
+  const cpuBefore = arm.pid === undefined ? Number.NaN : cpuMs(arm.pid);
+  const started = Date.now();
+  const result = await autocannon({
+    url: arm.url + PATH,
+    method: "POST",
+    headers: HEADERS,
+    body: CHAT_BODY,
+    connections: 50,
+    duration: SECONDS,
+  });
+  const rps50 = result.requests.total / ((Date.now() - started) / 1000);
+  const cpuPerRequest = arm.pid === undefined ? Number.NaN : (cpuMs(arm.pid) - cpuBefore) / result.requests.total;
+
+  const { latencies, errors } = await fixedRate(
+    arm.url + PATH,
+    { method: "POST", headers: HEADERS, body: CHAT_BODY },
+    rate,
+    SECONDS * 1000,
+  );
+  if (errors > 0) throw new Error(`${arm.name}: ${errors} errors at a fixed rate of ${rate}/s`);
+
+  const stream = await measureStreams(arm);
+  return {
+    numbers: {
+      rps10,
+      rps50,
+      cpuMsPerRequest: cpuPerRequest,
+      latencyP50: percentile(latencies, 50),
+      latencyP99: percentile(latencies, 99),
+      ...stream.numbers,
+    },
+    bytes: stream.bytes,
+  };
+}
+
+/** Streams on a timer upstream: time to first byte and first token, and how late each chunk arrives against the timer. */
+async function measureStreams(arm: Arm): Promise<{ numbers: Figures; bytes: Buffer }> {
+  const headers = {
+    ...HEADERS,
+    "x-fake-ttft-ms": String(STREAM.ttftMs),
+    "x-fake-chunks": String(STREAM.chunks),
+    "x-fake-chunk-gap-ms": String(STREAM.gapMs),
+  };
+  const runs = await Promise.all(
+    Array.from({ length: STREAMS_PER_ROUND }, () =>
+      timedRequest(arm.url + PATH, { method: "POST", headers, body: STREAM_BODY }, true),
+    ),
+  );
+  const ttfb: number[] = [];
+  const ttft: number[] = [];
+  const lateness: number[] = [];
+  for (const run of runs) {
+    if (run.status !== 200) throw new Error(`${arm.name}: stream answered ${run.status}`);
+    ttfb.push(run.headersMs);
+    const events = eventTimes(run.chunks);
+    const firstContent = events.find((e) => e.content);
+    if (firstContent) ttft.push(firstContent.at);
+    const content = events.filter((e) => e.content);
+    for (let k = 1; k < content.length; k++) {
+      lateness.push((content[k]?.at ?? 0) - (content[k - 1]?.at ?? 0) - STREAM.gapMs);
+    }
+  }
+  return {
+    numbers: {
+      ttfbMs: median(ttfb),
+      ttftMs: median(ttft),
+      chunkGapP50: percentile(lateness, 50),
+      chunkGapP99: percentile(lateness, 99),
+    },
+    bytes: Buffer.concat(runs[0]?.chunks.map((c) => c.bytes) ?? []),
+  };
+}
+
+/** When each SSE event was complete on the client, and whether it carried content. */
+function eventTimes(chunks: { at: number; bytes: Buffer }[]): { at: number; content: boolean }[] {
+  const events: { at: number; content: boolean }[] = [];
+  let pending = "";
+  for (const chunk of chunks) {
+    pending += chunk.bytes.toString("utf8");
+    const parts = pending.split("\n\n");
+    pending = parts.pop() ?? "";
+    for (const part of parts) events.push({ at: chunk.at, content: /"content":"[^"]/.test(part) });
+  }
+  return events;
+}
+
+/** workerd's resident memory with N long streams in flight, and idle after each repeat. */
+async function measureMemory(arm: Arm): Promise<Figures> {
+  const pid = arm.pid;
+  if (pid === undefined) return {};
+  const headers = { ...HEADERS, "x-fake-chunks": "100", "x-fake-chunk-gap-ms": "20" };
+  const figures: Figures = { idleStartMiB: rssMiB(pid) };
+  const peaks: Record<number, number[]> = {};
+  const idle: number[] = [];
+  for (let repeat = 0; repeat < MEMORY_REPEATS; repeat++) {
+    for (const size of MEMORY_SIZES) {
+      let peak = 0;
+      const sample = setInterval(() => {
+        peak = Math.max(peak, rssMiB(pid));
+      }, 100);
+      await Promise.all(
+        Array.from({ length: size }, () =>
+          timedRequest(arm.url + PATH, { method: "POST", headers, body: STREAM_BODY }),
+        ),
+      );
+      clearInterval(sample);
+      peak = Math.max(peak, rssMiB(pid));
+      peaks[size] = [...(peaks[size] ?? []), peak];
+    }
+    idle.push(rssMiB(pid));
+  }
+  for (const size of MEMORY_SIZES) figures[`streams${size}MiB`] = median(peaks[size] ?? []);
+  const first = MEMORY_SIZES[0] ?? 1;
+  const last = MEMORY_SIZES.at(-1) ?? first;
+  figures.perStreamKiB =
+    (((figures[`streams${last}MiB`] ?? 0) - (figures[`streams${first}MiB`] ?? 0)) * 1024) / (last - first);
+  figures.idleFirstMiB = idle[0] ?? Number.NaN;
+  figures.idleLastMiB = idle.at(-1) ?? Number.NaN;
+  figures.growthMiB = figures.idleLastMiB - figures.idleFirstMiB;
+  return figures;
+}
+
+function buildBundle(): { path: string; raw: number; gzip: number } {
+  const outdir = join(ROOT, "bench/.build");
+  execFileSync(
+    process.execPath,
+    [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", outdir],
+    {
+      cwd: ROOT,
+      stdio: "ignore",
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+    },
+  );
+  const path = join(outdir, "index.js");
+  const code = readFileSync(path);
+  return { path, raw: code.byteLength, gzip: gzipSync(code, { level: 9 }).byteLength };
+}
+
+function summarize(rounds: Figures[]): Record<string, { median: number; min: number; max: number }> {
+  const keys = Object.keys(rounds[0] ?? {});
+  return Object.fromEntries(
+    keys.map((key) => {
+      const values = rounds.map((r) => r[key] ?? Number.NaN).filter((v) => !Number.isNaN(v));
+      return [key, { median: median(values), min: Math.min(...values), max: Math.max(...values) }];
+    }),
+  );
+}
+
+function roundSummary(f: Figures): Figures {
+  return Object.fromEntries(Object.entries(f).map(([k, v]) => [k, Math.round(v * 100) / 100]));
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -9,7 +9,10 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.jsonc" },
-            miniflare: { bindings: { OPENAI_API_KEY: "sk-test-secret-key-0123456789abcdef" } },
+            // A generous rate limit, so that only the tests about limits meet one.
+            miniflare: {
+              bindings: { OPENAI_API_KEY: "sk-test-secret-key-0123456789abcdef", RATE_LIMIT_RPM: "100000" },
+            },
           }),
         ],
         test: { name: "worker", include: ["src/**/*.test.ts"], setupFiles: ["src/testing/setup.ts"] },

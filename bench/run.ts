@@ -21,7 +21,7 @@ const { values: args } = parseArgs({
 });
 const QUICK = args.quick;
 const ROUNDS = QUICK ? 1 : 5;
-const SECONDS = QUICK ? 1 : 2.5;
+const SECONDS = QUICK ? 1 : 2;
 const STREAMS_PER_ROUND = QUICK ? 3 : 10;
 const MEMORY_SIZES = QUICK ? [1, 10] : [1, 50, 200];
 const MEMORY_REPEATS = QUICK ? 1 : 3;
@@ -33,7 +33,8 @@ const STREAM_BODY = JSON.stringify({
   messages: [{ role: "user", content: "Stream me thirty pieces please" }],
   stream: true,
 });
-const HEADERS = { "content-type": "application/json", authorization: "Bearer sk-bench" };
+const JSON_TYPE = { "content-type": "application/json" };
+const headersFor = (arm: Arm) => ({ ...JSON_TYPE, authorization: arm.authorization });
 const PATH = "/v1/chat/completions";
 
 type Figures = Record<string, number>;
@@ -45,22 +46,37 @@ async function main(): Promise<void> {
 
   const bundle = buildBundle();
   const fake = await startFakeUpstream(loadCpus);
+  const upstream = { OPENAI_BASE_URL: `${fake.origin}/v1`, OPENAI_API_KEY: "sk-bench" };
+  // The per-client limiter counts every request in a Durable Object, as by default, with a limit no run reaches.
+  const unreachable = { RATE_LIMIT_RPM: "1000000000", MAX_CONCURRENT_STREAMS: "100000" };
   const arms: Arm[] = [
-    { name: "A", url: fake.origin, stop: async () => {} },
-    await startWorker("bare", join(ROOT, "bench/bare-worker.js"), { UPSTREAM: fake.origin }, workerCpus),
+    { name: "A", url: fake.origin, authorization: "Bearer sk-bench", stop: async () => {} },
+    await startWorker("bare", join(ROOT, "bench/bare-worker.js"), { UPSTREAM: fake.origin }, workerCpus, {
+      bare: true,
+    }),
+    await startWorker("proxy", bundle.path, { ...upstream, ...unreachable }, workerCpus),
+    await startWorker("proxy-quiet", bundle.path, { ...upstream, ...unreachable, LOG_REQUESTS: "false" }, workerCpus),
     await startWorker(
-      "proxy",
+      "proxy-guarded",
       bundle.path,
-      { OPENAI_BASE_URL: `${fake.origin}/v1`, OPENAI_API_KEY: "sk-bench" },
+      {
+        ...upstream,
+        ...unreachable,
+        PROXY_KEYS: "bench:pk_bench_0123456789abcdef",
+        ALLOWED_MODELS: "gpt-4o-mini,gpt-4.1*",
+        MAX_OUTPUT_TOKENS: "1024",
+      },
       workerCpus,
+      { authorization: "Bearer pk_bench_0123456789abcdef" },
     ),
   ];
   const [, bare] = arms;
-  const names = ["A", "B", "C"] as const;
+  /** D is C with its request log off (what the log line costs); E is C with client keys, a model allowlist and an output cap. */
+  const names = ["A", "B", "C", "D", "E"] as const;
   try {
     for (const arm of arms) await throughput(arm, 10, 1); // warm-up
     const rate = Math.max(50, Math.round(0.5 * (await throughput(bare as Arm, 10, SECONDS))));
-    const rounds: Record<string, Figures[]> = { A: [], B: [], C: [] };
+    const rounds: Record<string, Figures[]> = { A: [], B: [], C: [], D: [], E: [] };
     const streams: Record<string, Buffer> = {};
     for (let round = 0; round < ROUNDS; round++) {
       for (const [i, arm] of arms.entries()) {
@@ -72,7 +88,7 @@ async function main(): Promise<void> {
       }
     }
     const memory: Record<string, Figures> = {};
-    for (const [i, arm] of arms.entries()) if (i > 0) memory[names[i] ?? "?"] = await measureMemory(arm);
+    for (const [i, arm] of arms.entries()) if (i === 1 || i === 2) memory[names[i] ?? "?"] = await measureMemory(arm);
 
     const results = {
       date: new Date().toISOString(),
@@ -104,6 +120,8 @@ async function main(): Promise<void> {
       streamBytesIdentical: {
         B: streams.B !== undefined && streams.A !== undefined && streams.B.equals(streams.A),
         C: streams.C !== undefined && streams.A !== undefined && streams.C.equals(streams.A),
+        D: streams.D !== undefined && streams.A !== undefined && streams.D.equals(streams.A),
+        E: streams.E !== undefined && streams.A !== undefined && streams.E.equals(streams.A),
         bytes: streams.A?.byteLength ?? 0,
       },
       bundle: { rawBytes: bundle.raw, gzipBytes: bundle.gzip },
@@ -124,7 +142,7 @@ async function throughput(arm: Arm, connections: number, seconds: number): Promi
   const result = await autocannon({
     url: arm.url + PATH,
     method: "POST",
-    headers: HEADERS,
+    headers: headersFor(arm),
     body: CHAT_BODY,
     connections,
     duration: seconds,
@@ -142,7 +160,7 @@ async function measureRound(arm: Arm, rate: number): Promise<{ numbers: Figures;
   const result = await autocannon({
     url: arm.url + PATH,
     method: "POST",
-    headers: HEADERS,
+    headers: headersFor(arm),
     body: CHAT_BODY,
     connections: 50,
     duration: SECONDS,
@@ -152,7 +170,7 @@ async function measureRound(arm: Arm, rate: number): Promise<{ numbers: Figures;
 
   const { latencies, errors } = await fixedRate(
     arm.url + PATH,
-    { method: "POST", headers: HEADERS, body: CHAT_BODY },
+    { method: "POST", headers: headersFor(arm), body: CHAT_BODY },
     rate,
     SECONDS * 1000,
   );
@@ -175,7 +193,7 @@ async function measureRound(arm: Arm, rate: number): Promise<{ numbers: Figures;
 /** Streams on a timer upstream: time to first byte and first token, and how late each chunk arrives against the timer. */
 async function measureStreams(arm: Arm): Promise<{ numbers: Figures; bytes: Buffer }> {
   const headers = {
-    ...HEADERS,
+    ...headersFor(arm),
     "x-fake-ttft-ms": String(STREAM.ttftMs),
     "x-fake-chunks": String(STREAM.chunks),
     "x-fake-chunk-gap-ms": String(STREAM.gapMs),
@@ -227,7 +245,7 @@ function eventTimes(chunks: { at: number; bytes: Buffer }[]): { at: number; cont
 async function measureMemory(arm: Arm): Promise<Figures> {
   const pid = arm.pid;
   if (pid === undefined) return {};
-  const headers = { ...HEADERS, "x-fake-chunks": "100", "x-fake-chunk-gap-ms": "20" };
+  const headers = { ...headersFor(arm), "x-fake-chunks": "100", "x-fake-chunk-gap-ms": "20" };
   const figures: Figures = { idleStartMiB: rssMiB(pid) };
   const peaks: Record<number, number[]> = {};
   const idle: number[] = [];

@@ -6,7 +6,7 @@ describe("routes", () => {
     const upstream = mockUpstream(() => openaiJson({}));
     const { response } = await call(proxyRequest("/health"));
     expect(response.status).toBe(200);
-    expect(await json(response)).toEqual({ status: "ok" });
+    expect(await json(response)).toEqual({ status: "ok", auth: "open" });
     expect(upstream).toHaveLength(0);
   });
 
@@ -101,6 +101,16 @@ describe("observability", () => {
       ttfbMs: expect.any(Number),
     });
     expect(JSON.stringify(logs)).not.toContain("secret words");
+  });
+
+  it("writes no request log line with LOG_REQUESTS=false", async () => {
+    mockUpstream(() => openaiJson({ id: "x" }));
+    const { response, settled } = await call(postJson("/v1/embeddings", { model: "m", input: "x" }), {
+      LOG_REQUESTS: "false",
+    });
+    await text(response);
+    await settled();
+    expect(requestLogs()).toEqual([]);
   });
 
   it("gives responses the upstream never saw a request id of the proxy's own", async () => {

@@ -2,7 +2,10 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { getConfig, isReady } from "./config";
 import { ProxyError, renderError } from "./errors";
 import { bodyLimit } from "./middleware/body-limit";
+import { clientAuth } from "./middleware/client-auth";
 import { cors } from "./middleware/cors";
+import { policy } from "./middleware/policy";
+import { rateLimit } from "./middleware/rate-limit";
 import { requestContext } from "./middleware/request-context";
 import { openaiPassThrough } from "./routes/openai";
 import { seedChat } from "./routes/seed-chat";
@@ -10,8 +13,9 @@ import type { AppEnv } from "./types";
 
 /**
  * The proxy as a Hono app, its pipeline in order: request id and log line → CORS and origin →
- * (on proxied routes) configuration check → body size limit → route (seed `POST /` or `/v1/*`
- * pass-through) → forward upstream → stream back.
+ * (on proxied routes) configuration check → client authentication → body size limit → rate limit
+ * → path, model and output policy → route (seed `POST /` or `/v1/*` pass-through) → forward
+ * upstream → stream back.
  */
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -19,9 +23,18 @@ export function createApp(): Hono<AppEnv> {
   app.use(requestContext());
   app.use(cors());
 
-  app.get("/health", (c) => c.json({ status: "ok" }));
-  app.post("/", configured(), bodyLimit(), seedChat);
-  app.on(["GET", "POST", "DELETE"], "/v1/*", configured(), bodyLimit(), openaiPassThrough);
+  app.get("/health", (c) => c.json({ status: "ok", auth: getConfig(c.env).auth.mode }));
+  app.post("/", configured(), clientAuth(), bodyLimit(), rateLimit(), seedChat);
+  app.on(
+    ["GET", "POST", "DELETE"],
+    "/v1/*",
+    configured(),
+    clientAuth(),
+    bodyLimit(),
+    rateLimit(),
+    policy(),
+    openaiPassThrough,
+  );
 
   app.all("/", () => methodNotAllowed("POST, OPTIONS"));
   app.all("/health", () => methodNotAllowed("GET, OPTIONS"));

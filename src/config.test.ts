@@ -16,6 +16,7 @@ describe("parseConfig", () => {
       maxBodyBytes: 10 * 1024 * 1024,
       upstreamTimeoutMs: 120_000,
       streamIdleTimeoutMs: 300_000,
+      logRequests: true,
       errors: [],
     });
     expect(config.origins.any).toBe(true);
@@ -31,9 +32,10 @@ describe("parseConfig", () => {
         DEFAULT_MAX_TOKENS: "1.5",
         MAX_BODY_BYTES: "0",
         UPSTREAM_TIMEOUT_MS: "soon",
+        LOG_REQUESTS: "sometimes",
       }),
     );
-    expect(errors).toHaveLength(7);
+    expect(errors).toHaveLength(8);
     for (const name of [
       "OPENAI_API_KEY",
       "OPENAI_BASE_URL",

@@ -1,5 +1,8 @@
 import type { Env } from "./env";
+import { type KeyLimits, parseKeyLimits } from "./limits";
+import { type AuthSettings, parseAuthSettings } from "./middleware/client-auth";
 import { type OriginPolicy, parseOrigins } from "./middleware/cors/origins";
+import { compilePatterns } from "./middleware/policy/patterns";
 
 /** Everything the proxy needs from `env`, parsed and checked once per isolate. */
 export type Config = {
@@ -21,6 +24,22 @@ export type Config = {
   upstreamTimeoutMs: number;
   /** A stream that upstream leaves silent this long is ended with an SSE error event. */
   streamIdleTimeoutMs: number;
+  /** Write one JSON log line per request. */
+  logRequests: boolean;
+  /** Who may call: static client keys, signed tokens, both, or anyone (open mode, limited per IP). */
+  auth: AuthSettings;
+  /** Requests per minute per client, unless a key's or token's own limit says otherwise. */
+  rateLimitRpm: number;
+  /** Concurrent streams per client, unless a key's own limit says otherwise. */
+  maxConcurrentStreams: number;
+  /** `PROXY_KEY_LIMITS`, by key name. */
+  keyLimits: ReadonlyMap<string, KeyLimits>;
+  /** `ALLOWED_MODELS` compiled; null allows every model. */
+  allowedModels: RegExp[] | null;
+  /** `MAX_OUTPUT_TOKENS`; null sets no cap. */
+  maxOutputTokens: number | null;
+  /** `ALLOWED_PATHS` compiled; null allows every `/v1/` path. */
+  allowedPaths: RegExp[] | null;
   /** Every bad setting, by name. Non-empty means the proxy refuses to serve (except CORS and preflights). */
   errors: string[];
 };
@@ -34,6 +53,9 @@ const DEFAULTS = {
   MAX_BODY_BYTES: String(10 * 1024 * 1024),
   UPSTREAM_TIMEOUT_MS: "120000",
   STREAM_IDLE_TIMEOUT_MS: "300000",
+  LOG_REQUESTS: "true",
+  RATE_LIMIT_RPM: "60",
+  MAX_CONCURRENT_STREAMS: "5",
 } as const;
 
 type Setting = keyof typeof DEFAULTS;
@@ -85,6 +107,12 @@ export function parseConfig(env: Env): Config {
     return value;
   };
   const positiveInteger = (n: number) => Number.isInteger(n) && n > 0;
+  const flag = (name: Setting): boolean => {
+    const raw = setting(name).toLowerCase();
+    if (raw === "true" || raw === "false") return raw === "true";
+    errors.push(`${name} must be true or false (got "${raw}")`);
+    return DEFAULTS[name] === "true";
+  };
 
   const secret = (name: "OPENAI_API_KEY" | "OPENAI_ORGANIZATION" | "OPENAI_PROJECT"): string | undefined => {
     const value = env[name]?.trim() || undefined;
@@ -93,6 +121,27 @@ export function parseConfig(env: Env): Config {
       errors.push(`${name} contains characters that cannot be sent in a header`);
     return value;
   };
+  const optional = (name: string): string | undefined => {
+    const value = (env as unknown as Record<string, unknown>)[name];
+    return typeof value === "string" && value.trim() !== "" ? value.trim() : undefined;
+  };
+  const maxOutputTokens = (): number | null => {
+    const raw = optional("MAX_OUTPUT_TOKENS");
+    if (raw === undefined) return null;
+    const value = Number(raw);
+    if (Number.isInteger(value) && value > 0) return value;
+    errors.push(`MAX_OUTPUT_TOKENS must be a positive integer or empty (got "${raw}")`);
+    return null;
+  };
+  const auth = parseAuthSettings(env);
+  errors.push(...auth.errors);
+  const keyLimits = parseKeyLimits(optional("PROXY_KEY_LIMITS"));
+  errors.push(...keyLimits.errors.map((e) => (e.startsWith("PROXY_KEY_LIMITS") ? e : `PROXY_KEY_LIMITS: ${e}`)));
+  for (const name of keyLimits.limits.keys()) {
+    if (!auth.settings.keys.has(name))
+      errors.push(`PROXY_KEY_LIMITS names "${name}", which is not a key in PROXY_KEYS`);
+  }
+
   const apiKey = secret("OPENAI_API_KEY");
   if (apiKey === undefined) errors.push("OPENAI_API_KEY is not set");
 
@@ -117,6 +166,14 @@ export function parseConfig(env: Env): Config {
     maxBodyBytes: number("MAX_BODY_BYTES", positiveInteger, "a positive integer"),
     upstreamTimeoutMs: number("UPSTREAM_TIMEOUT_MS", positiveInteger, "a positive integer"),
     streamIdleTimeoutMs: number("STREAM_IDLE_TIMEOUT_MS", positiveInteger, "a positive integer"),
+    logRequests: flag("LOG_REQUESTS"),
+    auth: auth.settings,
+    rateLimitRpm: number("RATE_LIMIT_RPM", positiveInteger, "a positive integer"),
+    maxConcurrentStreams: number("MAX_CONCURRENT_STREAMS", positiveInteger, "a positive integer"),
+    keyLimits: keyLimits.limits,
+    allowedModels: compilePatterns(optional("ALLOWED_MODELS")),
+    maxOutputTokens: maxOutputTokens(),
+    allowedPaths: compilePatterns(optional("ALLOWED_PATHS")),
     errors,
   };
 }

@@ -6,4 +6,8 @@ export interface Env extends Cloudflare.Env {
   OPENAI_API_KEY?: string;
   OPENAI_ORGANIZATION?: string;
   OPENAI_PROJECT?: string;
+  /** Client keys, `name:key,name:key`. */
+  PROXY_KEYS?: string;
+  /** The HS256 secret that signs client tokens. */
+  PROXY_JWT_SECRET?: string;
 }

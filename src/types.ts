@@ -1,10 +1,10 @@
 import type { ReadyConfig } from "./config";
 import type { Env } from "./env";
+import type { Client } from "./middleware/client-auth";
 import type { StreamOutcome } from "./proxy/sse";
 
 /** What one request learns on its way through the pipeline, for the log line and later steps. */
 export type RequestInfo = {
-  requestId: string;
   startedAt: number;
   model?: string;
   stream?: boolean;
@@ -26,6 +26,10 @@ export type AppEnv = {
     config: ReadyConfig;
     /** The request body, size-checked by `bodyLimit()`. */
     body: RequestBody;
+    /** The body parsed as a JSON object by `requestJson()`, once; null when it is not one. */
+    json: Record<string, unknown> | null;
+    /** Who is calling, set by `clientAuth()`. */
+    client: Client;
   };
 };
 

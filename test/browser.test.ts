@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startStaticServer } from "../scripts/lib/static-server";
+import { mintToken } from "../scripts/lib/token";
 import { type DevProxy, ROOT, startWranglerDev } from "../scripts/lib/wrangler-dev";
 import { type FakeOpenAI, startFakeOpenAI } from "./fake-openai/server";
 import { browserAvailable, launchChromium, openaiBrowserBundle, RESULTS_DIR } from "./support/browser";
@@ -40,8 +41,9 @@ describe.runIf(browserAvailable())("the demo chat page in Chromium", () => {
     return () => page.close();
   });
 
-  async function open(origin: string): Promise<void> {
-    await page.goto(`${origin}/?proxy=${encodeURIComponent(proxy.url)}`);
+  async function open(origin: string, proxyUrl = proxy.url, token?: string): Promise<void> {
+    const query = `proxy=${encodeURIComponent(proxyUrl)}${token === undefined ? "" : `&token=${encodeURIComponent(token)}`}`;
+    await page.goto(`${origin}/?${query}`);
     await page.waitForSelector("body[data-ready='true']");
   }
 
@@ -133,5 +135,46 @@ describe.runIf(browserAvailable())("the demo chat page in Chromium", () => {
     await page.waitForSelector(".message.error");
     expect(await page.textContent(".message.error .content")).toMatch(message);
     expect(await page.getAttribute("#status", "data-state")).toBe("error");
+  });
+  describe("behind signed tokens", () => {
+    const SECRET = "browser-token-secret-long-enough-for-hs256";
+    let guarded: DevProxy;
+
+    beforeAll(async () => {
+      guarded = await startWranglerDev({
+        OPENAI_BASE_URL: fake.url,
+        OPENAI_API_KEY: KEY,
+        ALLOWED_ORIGINS: `${allowed.url},${disallowed.url}`,
+        PROXY_JWT_SECRET: SECRET,
+      });
+    });
+    afterAll(async () => {
+      await guarded?.stop();
+      expect(guarded?.output() ?? "").not.toContain(SECRET);
+    });
+
+    it("streams a reply for a page with a token minted for its origin", async () => {
+      const token = await mintToken({ secret: SECRET, sub: "page-user", ttlSeconds: 300, origin: allowed.url });
+      await open(allowed.url, guarded.url, token);
+      await send("Hello with a token");
+      await page.waitForSelector(".message.assistant.done");
+      expect(await assistantText()).toBe("Hello! You said: Hello with a token");
+    });
+
+    it("refuses the same token on another origin, readably", async () => {
+      const token = await mintToken({ secret: SECRET, sub: "page-user", ttlSeconds: 300, origin: allowed.url });
+      await open(disallowed.url, guarded.url, token);
+      await send("Stolen token");
+      await page.waitForSelector(".message.error");
+      expect(await page.textContent(".message.error .content")).toMatch(/^Not allowed/);
+      expect(fake.requests).toHaveLength(0);
+    });
+
+    it("refuses a page without a token, readably", async () => {
+      await open(allowed.url, guarded.url);
+      await send("No token");
+      await page.waitForSelector(".message.error");
+      expect(await page.textContent(".message.error .content")).toMatch(/^Not allowed/);
+    });
   });
 });

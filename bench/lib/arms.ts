@@ -5,7 +5,14 @@ import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { ROOT } from "../../scripts/lib/wrangler-dev";
 import { childPids, pin } from "./system";
 
-export type Arm = { name: string; url: string; pid?: number; stop: () => Promise<void> };
+export type Arm = {
+  name: string;
+  url: string;
+  pid?: number;
+  /** The credential this arm's clients send. */
+  authorization: string;
+  stop: () => Promise<void>;
+};
 
 /** The fake OpenAI upstream in its own process (deterministic replies, nothing recorded), pinned to `cpus`. */
 export async function startFakeUpstream(
@@ -47,8 +54,11 @@ export async function startWorker(
   scriptPath: string,
   bindings: Record<string, string>,
   cpus: string,
+  options: { authorization?: string; bare?: boolean } = {},
 ): Promise<Arm> {
-  const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.jsonc"));
+  const { workerOptions: all } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.jsonc"));
+  // The bare Worker shares the runtime settings, not the proxy's Durable Objects.
+  const workerOptions = options.bare ? { ...all, durableObjects: {} } : all;
   const before = new Set(childPids(process.pid, "workerd"));
   const mf = new Miniflare({
     ...workerOptions,
@@ -58,6 +68,8 @@ export async function startWorker(
     bindings: { ...(workerOptions.bindings ?? {}), ...bindings },
     host: "127.0.0.1",
     port: 0,
+    // A placeholder `request.cf` instead of fetching Cloudflare's: nothing leaves the machine.
+    cf: false,
     log: new Log(LogLevel.WARN),
     // The proxy's per-request log lines are read and dropped, as a log shipper would.
     handleRuntimeStdio(stdout, stderr) {
@@ -68,5 +80,11 @@ export async function startWorker(
   const url = (await mf.ready).origin;
   const pid = childPids(process.pid, "workerd").find((p) => !before.has(p));
   if (pid !== undefined) pin(pid, cpus);
-  return { name, url, ...(pid === undefined ? {} : { pid }), stop: () => mf.dispose() };
+  return {
+    name,
+    url,
+    ...(pid === undefined ? {} : { pid }),
+    authorization: options.authorization ?? "Bearer sk-bench",
+    stop: () => mf.dispose(),
+  };
 }

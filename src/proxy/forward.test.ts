@@ -87,7 +87,7 @@ describe("upstream errors", () => {
   });
 
   it.each([
-    [429, { "retry-after": "2", "retry-after-ms": "2000", "x-ratelimit-remaining-requests": "0" }],
+    [429, { "retry-after": "2", "retry-after-ms": "2000", "x-ratelimit-remaining-tokens": "0" }],
     [500, {}],
     [503, { "retry-after": "5" }],
     [400, {}],

@@ -26,7 +26,16 @@ const DROPPED_REQUEST_HEADERS = new Set([
   "content-length",
   "accept-encoding",
 ]);
-const DROPPED_REQUEST_PREFIXES = ["cf-", "x-forwarded-", "sec-"];
+
+/** Whether a client header never goes upstream: `DROPPED_REQUEST_HEADERS`, `cf-*`, `x-forwarded-*`, `sec-*`. */
+function dropped(name: string): boolean {
+  return (
+    DROPPED_REQUEST_HEADERS.has(name) ||
+    name.startsWith("cf-") ||
+    name.startsWith("x-forwarded-") ||
+    name.startsWith("sec-")
+  );
+}
 
 /**
  * The upstream URL for a client path under `/v1` (e.g. `/chat/completions`) and its query string.
@@ -50,9 +59,7 @@ export function upstreamUrl(config: Config, path: string, search: string): strin
 export function upstreamHeaders(config: ReadyConfig, client: Headers): Headers {
   const headers = new Headers();
   for (const [name, value] of client) {
-    if (DROPPED_REQUEST_HEADERS.has(name)) continue;
-    if (DROPPED_REQUEST_PREFIXES.some((prefix) => name.startsWith(prefix))) continue;
-    headers.set(name, value);
+    if (!dropped(name)) headers.set(name, value);
   }
   headers.set("authorization", `Bearer ${config.apiKey}`);
   if (config.organization !== undefined) headers.set("openai-organization", config.organization);

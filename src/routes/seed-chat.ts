@@ -1,6 +1,8 @@
 import type { Context } from "hono";
 import type { Config } from "../config";
 import { ProxyError } from "../errors";
+import { requestJson } from "../middleware/body-limit";
+import { checkPath, enforceRequestPolicy } from "../middleware/policy";
 import { forward } from "../proxy/forward";
 import type { AppEnv } from "../types";
 import { parseJsonObject } from "./json";
@@ -21,7 +23,9 @@ export function withDefaults(request: Record<string, unknown>, config: Config): 
   const model = typeof body.model === "string" ? body.model : "";
   if (REASONING_MODEL.test(model)) return body;
   if (!("temperature" in body)) body.temperature = config.defaultTemperature;
-  if (!("max_tokens" in body) && !("max_completion_tokens" in body)) body.max_tokens = config.defaultMaxTokens;
+  if (!("max_tokens" in body) && !("max_completion_tokens" in body)) {
+    body.max_tokens = Math.min(config.defaultMaxTokens, config.maxOutputTokens ?? Number.POSITIVE_INFINITY);
+  }
   return body;
 }
 
@@ -42,15 +46,17 @@ export async function seedChat(c: Context<AppEnv>): Promise<Response> {
     );
   }
   const bytes = c.get("body");
-  // bodyLimit reads JSON bodies into memory; anything else here has no body at all.
-  const request = parseJsonObject(bytes instanceof Uint8Array ? bytes : null);
+  // bodyLimit reads JSON bodies into memory; parseJsonObject says precisely what is wrong with anything else.
+  const request = requestJson(c) ?? parseJsonObject(bytes instanceof Uint8Array ? bytes : null);
   if (!Array.isArray(request.messages) || request.messages.length === 0) {
     throw new ProxyError(400, "messages must be a non-empty array of chat messages", {
       code: "invalid_messages",
       param: "messages",
     });
   }
+  checkPath(c, "/v1/chat/completions");
   const body = withDefaults(request, config);
+  enforceRequestPolicy(c, body, "/chat/completions");
   const info = c.get("info");
   info.model = typeof body.model === "string" ? body.model : undefined;
   return forward(

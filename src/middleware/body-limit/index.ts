@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { ProxyError } from "../../errors";
 import type { AppEnv, RequestBody } from "../../types";
 
@@ -59,4 +59,30 @@ export async function readBody(request: Request, maxBytes: number): Promise<Requ
     offset += chunk.byteLength;
   }
   return bytes;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * The request body as a JSON object, parsed at most once per request; undefined when the body
+ * is not a JSON object (upstream, or the route, will say so).
+ *
+ * @example
+ * const stream = requestJson(c)?.stream === true;
+ */
+export function requestJson(c: Context<AppEnv>): Record<string, unknown> | undefined {
+  const cached = c.get("json");
+  if (cached !== undefined) return cached ?? undefined;
+  const body = c.get("body");
+  let json: Record<string, unknown> | null = null;
+  if (body instanceof Uint8Array && body.byteLength > 0) {
+    try {
+      const value: unknown = JSON.parse(decoder.decode(body));
+      if (typeof value === "object" && value !== null && !Array.isArray(value)) json = value as Record<string, unknown>;
+    } catch {
+      // not JSON: leave it to upstream
+    }
+  }
+  c.set("json", json);
+  return json ?? undefined;
 }

@@ -1,4 +1,5 @@
 import type { MiddlewareHandler } from "hono";
+import { getConfig } from "../../config";
 import type { StreamOutcome } from "../../proxy/sse";
 import type { AppEnv, RequestInfo } from "../../types";
 
@@ -9,6 +10,8 @@ export type RequestLog = {
   requestId: string;
   method: string;
   path: string;
+  /** Who called: `key:<name>`, `sub:<subject>` or `ip:<address>`; never a key or token. */
+  client: string | null;
   status: number;
   upstreamStatus: number | null;
   model: string | null;
@@ -35,13 +38,16 @@ export function newRequestId(): string {
  */
 export function requestContext(): MiddlewareHandler<AppEnv> {
   return async function requestContextMiddleware(c, next) {
-    const info: RequestInfo = { requestId: newRequestId(), startedAt: Date.now() };
+    const info: RequestInfo = { startedAt: Date.now() };
     c.set("info", info);
     await next();
 
     const res = c.res;
-    const requestId = res.headers.get("x-request-id") ?? info.requestId;
-    if (!res.headers.has("x-request-id")) res.headers.set("x-request-id", requestId);
+    let requestId = res.headers.get("x-request-id");
+    if (requestId === null) {
+      requestId = newRequestId();
+      res.headers.set("x-request-id", requestId);
+    }
 
     const method = c.req.method;
     const path = c.req.path;
@@ -54,6 +60,7 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
         requestId,
         method,
         path,
+        client: c.get("client")?.id ?? null,
         status: res.status,
         upstreamStatus: info.upstreamStatus ?? null,
         model: info.model ?? null,
@@ -65,6 +72,7 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
       };
       console.log(JSON.stringify(line));
     };
+    if (!getConfig(c.env).logRequests) return;
     if (info.done === undefined) writeLog();
     else c.executionCtx.waitUntil(info.done.then(writeLog));
   };

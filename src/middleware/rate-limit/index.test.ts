@@ -1,0 +1,102 @@
+import { describe, expect, it } from "vitest";
+import { call, controllableSse, json, mockUpstream, openaiJson, postJson, text } from "../../testing";
+
+const CHAT = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };
+const STREAM = { ...CHAT, stream: true };
+let ip = 0;
+/** A client of its own for each test: open mode keys the limiter by CF-Connecting-IP. */
+const newClient = () => ({ "cf-connecting-ip": `198.51.100.${++ip}` });
+
+describe("rateLimit", () => {
+  it("lets exactly 10 of 100 concurrent requests through a limit of 10", async () => {
+    const upstream = mockUpstream(() => openaiJson({ ok: true }));
+    const client = newClient();
+    const results = await Promise.all(
+      Array.from({ length: 100 }, () => call(postJson("/v1/chat/completions", CHAT, client), { RATE_LIMIT_RPM: "10" })),
+    );
+    const statuses = results.map((r) => r.response.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(90);
+    expect(upstream).toHaveLength(10);
+  });
+
+  it("answers 429 rate_limit_exceeded with Retry-After and OpenAI's headers, replacing upstream's", async () => {
+    mockUpstream(() => openaiJson({ ok: true }, 200, { "x-ratelimit-remaining-requests": "9999" }));
+    const client = newClient();
+    const vars = { RATE_LIMIT_RPM: "2" };
+    const first = await call(postJson("/v1/chat/completions", CHAT, client), vars);
+    expect(first.response.headers.get("x-ratelimit-limit-requests")).toBe("2");
+    expect(first.response.headers.get("x-ratelimit-remaining-requests")).toBe("1");
+    expect(first.response.headers.get("x-ratelimit-reset-requests")).toMatch(/^\d/);
+    await call(postJson("/", CHAT, client), vars);
+    const third = await call(postJson("/v1/chat/completions", CHAT, client), vars);
+    expect(third.response.status).toBe(429);
+    expect(Number(third.response.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(third.response.headers.get("x-ratelimit-remaining-requests")).toBe("0");
+    expect(await json(third.response)).toMatchObject({
+      error: { code: "rate_limit_exceeded", type: "rate_limit_error" },
+    });
+  });
+
+  it("counts a request whatever its outcome", async () => {
+    mockUpstream(() => openaiJson({ error: { message: "bad" } }, 400));
+    const client = newClient();
+    const vars = { RATE_LIMIT_RPM: "1" };
+    expect((await call(postJson("/v1/chat/completions", CHAT, client), vars)).response.status).toBe(400);
+    expect((await call(postJson("/v1/chat/completions", CHAT, client), vars)).response.status).toBe(429);
+  });
+
+  it("holds a client to MAX_CONCURRENT_STREAMS and frees the slot when the client cancels", async () => {
+    const first = controllableSse();
+    const second = controllableSse();
+    const responses = [first.response, second.response];
+    mockUpstream(() => responses.shift() ?? openaiJson({}));
+    const client = newClient();
+    const vars = { MAX_CONCURRENT_STREAMS: "1" };
+    const open = await call(postJson("/v1/chat/completions", STREAM, client), vars);
+    expect(open.response.status).toBe(200);
+    const refused = await call(postJson("/v1/chat/completions", STREAM, client), vars);
+    expect(refused.response.status).toBe(429);
+    expect(await text(refused.response)).toContain("concurrent streams");
+    // A non-streaming request is not held back by the stream limit.
+    expect((await call(postJson("/v1/chat/completions", CHAT, client), vars)).response.status).toBe(200);
+
+    await open.response.body?.cancel();
+    await first.cancellation;
+    await open.settled();
+    const after = await call(postJson("/v1/chat/completions", STREAM, client), vars);
+    expect(after.response.status).toBe(200);
+    second.end();
+    await text(after.response);
+  });
+
+  it("frees a stream slot when upstream breaks off", async () => {
+    const broken = controllableSse();
+    const next = controllableSse();
+    const responses = [broken.response, next.response];
+    mockUpstream(() => responses.shift() ?? openaiJson({}));
+    const client = newClient();
+    const vars = { MAX_CONCURRENT_STREAMS: "1" };
+    const cut = await call(postJson("/v1/chat/completions", STREAM, client), vars);
+    broken.send("data: {}\n\n");
+    broken.fail(new Error("reset"));
+    expect(await text(cut.response)).toContain("upstream_interrupted");
+    await cut.settled();
+    const after = await call(postJson("/v1/chat/completions", STREAM, client), vars);
+    expect(after.response.status).toBe(200);
+    next.end();
+    await text(after.response);
+  });
+
+  it("keeps preflights and /health away from the limiter", async () => {
+    const client = newClient();
+    const vars = { RATE_LIMIT_RPM: "1" };
+    for (let i = 0; i < 3; i++) {
+      expect((await call(new Request("http://proxy.test/health", { headers: client }), vars)).response.status).toBe(
+        200,
+      );
+    }
+    mockUpstream(() => openaiJson({}));
+    expect((await call(postJson("/v1/chat/completions", CHAT, client), vars)).response.status).toBe(200);
+  });
+});

@@ -33,7 +33,8 @@ function upstreamState(prompt: string): { at: number; seen: boolean; finishedAt?
 
 beforeAll(async () => {
   fake = await startFakeOpenAI();
-  proxy = await startWranglerDev({ OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: KEY });
+  // A rate limit well above what the suite sends: limits have tests of their own.
+  proxy = await startWranglerDev({ OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: KEY, RATE_LIMIT_RPM: "1000" });
   openai = createOpenAI({ baseURL: `${proxy.url}/v1`, apiKey: PLACEHOLDER });
 });
 

@@ -34,6 +34,8 @@ beforeAll(async () => {
   proxy = await startWranglerDev({
     OPENAI_BASE_URL: fake.url,
     OPENAI_API_KEY: KEY,
+    // Well above what the suite sends: limits have tests of their own.
+    RATE_LIMIT_RPM: "1000",
     UPSTREAM_TIMEOUT_MS: "1500",
     STREAM_IDLE_TIMEOUT_MS: "1500",
   });

@@ -10,6 +10,7 @@ import { requestContext } from "./middleware/request-context";
 import { openaiPassThrough } from "./routes/openai";
 import { seedChat } from "./routes/seed-chat";
 import type { AppEnv } from "./types";
+import { adminRoutes } from "./usage/admin";
 
 /**
  * The proxy as a Hono app, its pipeline in order: request id and log line → CORS and origin →
@@ -35,6 +36,8 @@ export function createApp(): Hono<AppEnv> {
     policy(),
     openaiPassThrough,
   );
+
+  app.route("/", adminRoutes());
 
   app.all("/", () => methodNotAllowed("POST, OPTIONS"));
   app.all("/health", () => methodNotAllowed("GET, OPTIONS"));

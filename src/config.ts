@@ -3,6 +3,7 @@ import { type KeyLimits, parseKeyLimits } from "./limits";
 import { type AuthSettings, parseAuthSettings } from "./middleware/client-auth";
 import { type OriginPolicy, parseOrigins } from "./middleware/cors/origins";
 import { compilePatterns } from "./middleware/policy/patterns";
+import { type Price, parseModelPrices } from "./usage/prices";
 
 /** Everything the proxy needs from `env`, parsed and checked once per isolate. */
 export type Config = {
@@ -32,6 +33,8 @@ export type Config = {
   rateLimitRpm: number;
   /** Concurrent streams per client, unless a key's own limit says otherwise. */
   maxConcurrentStreams: number;
+  /** Tokens per client per UTC day, unless a key's or token's own budget says otherwise; null is unlimited. */
+  dailyTokenBudget: number | null;
   /** `PROXY_KEY_LIMITS`, by key name. */
   keyLimits: ReadonlyMap<string, KeyLimits>;
   /** `ALLOWED_MODELS` compiled; null allows every model. */
@@ -40,6 +43,8 @@ export type Config = {
   maxOutputTokens: number | null;
   /** `ALLOWED_PATHS` compiled; null allows every `/v1/` path. */
   allowedPaths: RegExp[] | null;
+  /** The price table, with `MODEL_PRICES` merged over it. */
+  prices: ReadonlyMap<string, Price>;
   /** Every bad setting, by name. Non-empty means the proxy refuses to serve (except CORS and preflights). */
   errors: string[];
 };
@@ -125,14 +130,16 @@ export function parseConfig(env: Env): Config {
     const value = (env as unknown as Record<string, unknown>)[name];
     return typeof value === "string" && value.trim() !== "" ? value.trim() : undefined;
   };
-  const maxOutputTokens = (): number | null => {
-    const raw = optional("MAX_OUTPUT_TOKENS");
+  const optionalPositive = (name: string): number | null => {
+    const raw = optional(name);
     if (raw === undefined) return null;
     const value = Number(raw);
     if (Number.isInteger(value) && value > 0) return value;
-    errors.push(`MAX_OUTPUT_TOKENS must be a positive integer or empty (got "${raw}")`);
+    errors.push(`${name} must be a positive integer or empty (got "${raw}")`);
     return null;
   };
+  const prices = parseModelPrices(optional("MODEL_PRICES"));
+  errors.push(...prices.errors.map((e) => (e.startsWith("MODEL_PRICES") ? e : `MODEL_PRICES: ${e}`)));
   const auth = parseAuthSettings(env);
   errors.push(...auth.errors);
   const keyLimits = parseKeyLimits(optional("PROXY_KEY_LIMITS"));
@@ -172,8 +179,10 @@ export function parseConfig(env: Env): Config {
     maxConcurrentStreams: number("MAX_CONCURRENT_STREAMS", positiveInteger, "a positive integer"),
     keyLimits: keyLimits.limits,
     allowedModels: compilePatterns(optional("ALLOWED_MODELS")),
-    maxOutputTokens: maxOutputTokens(),
+    maxOutputTokens: optionalPositive("MAX_OUTPUT_TOKENS"),
+    dailyTokenBudget: optionalPositive("DAILY_TOKEN_BUDGET"),
     allowedPaths: compilePatterns(optional("ALLOWED_PATHS")),
+    prices: prices.prices,
     errors,
   };
 }

@@ -10,4 +10,6 @@ export interface Env extends Cloudflare.Env {
   PROXY_KEYS?: string;
   /** The HS256 secret that signs client tokens. */
   PROXY_JWT_SECRET?: string;
+  /** Bearer token for `GET /admin/usage`; unset, the route does not exist. */
+  ADMIN_TOKEN?: string;
 }

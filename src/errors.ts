@@ -1,5 +1,10 @@
 /** OpenAI's error `type` values that the proxy uses. */
-export type ErrorType = "invalid_request_error" | "permission_error" | "rate_limit_error" | "server_error";
+export type ErrorType =
+  | "invalid_request_error"
+  | "permission_error"
+  | "rate_limit_error"
+  | "insufficient_quota"
+  | "server_error";
 
 /** The route family an error is rendered for: OpenAI's shape on `/v1/*`, the seed's shape on `/`. */
 export type ErrorShape = "openai" | "seed";
@@ -63,9 +68,9 @@ export function errorBody(error: ProxyError, shape: ErrorShape): string {
   return JSON.stringify({ error: { message, type, param, code } });
 }
 
-/** Which shape errors take on a path: OpenAI's under `/v1`, the seed's elsewhere. */
+/** Which shape errors take on a path: OpenAI's under `/v1` (and the admin API), the seed's elsewhere. */
 export function shapeFor(path: string): ErrorShape {
-  return path === "/v1" || path.startsWith("/v1/") ? "openai" : "seed";
+  return path === "/v1" || path.startsWith("/v1/") || path.startsWith("/admin/") ? "openai" : "seed";
 }
 
 /** Renders a `ProxyError` as a JSON response in the shape its route expects. */

@@ -2,6 +2,7 @@ import type { ReadyConfig } from "./config";
 import type { Env } from "./env";
 import type { Client } from "./middleware/client-auth";
 import type { StreamOutcome } from "./proxy/sse";
+import type { Usage } from "./usage/usage";
 
 /** What one request learns on its way through the pipeline, for the log line and later steps. */
 export type RequestInfo = {
@@ -15,6 +16,8 @@ export type RequestInfo = {
   error?: string;
   /** For streams: settles with how the stream ended, once it has been fully sent, cut or cancelled. */
   done?: Promise<StreamOutcome>;
+  /** Settles, after the response, with what the request used (null when it used nothing countable). */
+  accounting?: Promise<Accounting | null>;
 };
 
 /** Hono's environment for this app: bindings and per-request variables. */
@@ -35,3 +38,14 @@ export type AppEnv = {
 
 /** A request body within the size limit: bytes when read into memory, a stream when passed through, null when absent. */
 export type RequestBody = Uint8Array | ReadableStream<Uint8Array> | null;
+
+/** What one request used, known once its response is over. */
+export type Accounting = {
+  usage: Usage | null;
+  /** Prompt plus completion tokens: exact when `usage` is known, else an estimate from what was seen. */
+  tokens: number | null;
+  /** The stream broke off or the client left before upstream's usage arrived. */
+  incomplete: boolean;
+  /** Milliseconds from the request's start to the first content upstream sent. */
+  ttftMs: number | null;
+};

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -10,8 +10,13 @@ export type DevProxy = {
   url: string;
   /** Everything wrangler and the Worker printed so far. */
   output: () => string;
+  /** The local state (D1, Durable Objects) this process keeps, for `--persist-to`. */
+  persistDir: string;
   stop: () => Promise<void>;
 };
+
+/** No metrics and no fetch of Cloudflare's `cf` object: nothing leaves the machine. */
+const QUIET = { WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
 
 /** The project root. */
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -68,6 +73,21 @@ export async function startWranglerDev(
     "--env-file",
     envFile,
   ];
+  // The usage ledger's tables, as `npm run db:migrate` makes them.
+  execFileSync(
+    process.execPath,
+    [
+      join(ROOT, "node_modules/wrangler/bin/wrangler.js"),
+      "d1",
+      "migrations",
+      "apply",
+      "USAGE_DB",
+      "--local",
+      "--persist-to",
+      persist,
+    ],
+    { cwd: ROOT, stdio: "ignore", env: { ...process.env, ...QUIET, CI: "true" } },
+  );
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     detached: true,
@@ -102,7 +122,7 @@ export async function startWranglerDev(
     await stop();
     throw error;
   }
-  return { url, output: () => output, stop };
+  return { url, output: () => output, persistDir: persist, stop };
 }
 
 /** Resolves once `GET /health` answers; wrangler can say "Ready" a moment before it serves. */

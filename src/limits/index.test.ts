@@ -53,9 +53,9 @@ describe("RateLimiter: requests per minute", () => {
     const results = [];
     for (let i = 0; i < 4; i++) results.push(await limiter.acquire(RPM_3, false));
     expect(results).toEqual([
-      { ok: true, limit: 3, remaining: 2, resetMs: WINDOW_MS, slot: null },
-      { ok: true, limit: 3, remaining: 1, resetMs: WINDOW_MS, slot: null },
-      { ok: true, limit: 3, remaining: 0, resetMs: WINDOW_MS, slot: null },
+      { ok: true, limit: 3, remaining: 2, resetMs: WINDOW_MS, slot: null, reservation: null },
+      { ok: true, limit: 3, remaining: 1, resetMs: WINDOW_MS, slot: null, reservation: null },
+      { ok: true, limit: 3, remaining: 0, resetMs: WINDOW_MS, slot: null, reservation: null },
       { ok: false, reason: "requests", limit: 3, remaining: 0, resetMs: WINDOW_MS, retryAfterSeconds: 60 },
     ]);
   });
@@ -250,7 +250,7 @@ describe("formatReset", () => {
 
 describe("rateLimitHeaders", () => {
   it("tells an admitted request what is left, without retry-after", () => {
-    const admission: Admission = { ok: true, limit: 60, remaining: 59, resetMs: 60_000, slot: null };
+    const admission: Admission = { ok: true, limit: 60, remaining: 59, resetMs: 60_000, slot: null, reservation: null };
     expect(rateLimitHeaders(admission)).toEqual({
       "x-ratelimit-limit-requests": "60",
       "x-ratelimit-remaining-requests": "59",
@@ -336,3 +336,60 @@ function storedSlots(limiter: DurableObjectStub<RateLimiter>): Promise<string[]>
       .map((row) => row.id),
   );
 }
+
+describe("daily token budgets", () => {
+  const limits = { rpm: 100_000, maxStreams: 100, tokensPerDay: 10_000 };
+
+  it("overspends by at most one reservation under 50 concurrent requests", async () => {
+    const limiter = freshLimiter();
+    const admissions = await Promise.all(Array.from({ length: 50 }, () => limiter.acquire(limits, false, 900)));
+    const admitted = admissions.filter((a) => a.ok);
+    // 12 × 900 = 10 800: the 12th was admitted with 9 900 reserved, the 13th found nothing left.
+    expect(admitted).toHaveLength(12);
+    const refused = admissions.find((a) => !a.ok);
+    expect(refused && !refused.ok && refused.reason).toBe("budget");
+    const day = new Date().toISOString().slice(0, 10);
+    expect((await limiter.usedOn(day)).reserved).toBe(10_800);
+  });
+
+  it("settles a reservation with the tokens really used, freeing the rest", async () => {
+    const limiter = freshLimiter();
+    const first = await limiter.acquire(limits, false, 10_000);
+    expect(first.ok).toBe(true);
+    expect((await limiter.acquire(limits, false, 10)).ok).toBe(false);
+    if (first.ok && first.reservation) await limiter.settle(first.reservation, 1_234);
+    const day = new Date().toISOString().slice(0, 10);
+    expect(await limiter.usedOn(day)).toEqual({ spent: 1_234, reserved: 0 });
+    expect((await limiter.acquire(limits, false, 10)).ok).toBe(true);
+  });
+
+  it("charges the full reservation when usage is unknown, and settles once", async () => {
+    const limiter = freshLimiter();
+    const admission = await limiter.acquire(limits, false, 700);
+    const reservation = admission.ok ? admission.reservation : null;
+    expect(reservation).not.toBeNull();
+    if (reservation) {
+      await limiter.settle(reservation, null);
+      await limiter.settle(reservation, 5);
+    }
+    expect(await limiter.usedOn(new Date().toISOString().slice(0, 10))).toEqual({ spent: 700, reserved: 0 });
+  });
+
+  it("refuses a spent budget until the next UTC day", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(new Date("2026-11-27T23:00:00Z"));
+    const limiter = freshLimiter();
+    const first = await limiter.acquire(limits, false, 20_000);
+    if (first.ok && first.reservation) await limiter.settle(first.reservation, 20_000);
+    const refused = await limiter.acquire(limits, false, 1);
+    expect(refused.ok).toBe(false);
+    expect(!refused.ok && refused.retryAfterSeconds).toBe(3600);
+    vi.setSystemTime(new Date("2026-11-28T00:00:01Z"));
+    expect((await limiter.acquire(limits, false, 1)).ok).toBe(true);
+  });
+
+  it("takes no reservation when no budget applies", async () => {
+    const admission = await freshLimiter().acquire({ rpm: 10, maxStreams: 1 }, false, 500);
+    expect(admission.ok && admission.reservation).toBeNull();
+  });
+});

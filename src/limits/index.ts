@@ -2,7 +2,7 @@ import type { RateLimiter } from "./rate-limiter";
 
 export { formatReset, rateLimitHeaders } from "./headers";
 export { type KeyLimits, parseKeyLimits } from "./key-limits";
-export { type Admission, type Limits, MAX_STREAM_MS, RateLimiter, WINDOW_MS } from "./rate-limiter";
+export { type Admission, type Limits, MAX_STREAM_MS, RateLimiter, utcDay, WINDOW_MS } from "./rate-limiter";
 
 /**
  * The limiter for one client identity: `"key:web"` (a client key's name), `"sub:alice"` (a token's

@@ -1,8 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 
-/** One client's limits: requests per sliding minute, and concurrent streams. */
-export type Limits = { rpm: number; maxStreams: number };
+/** One client's limits: requests per sliding minute, concurrent streams, and optionally tokens per UTC day. */
+export type Limits = { rpm: number; maxStreams: number; tokensPerDay?: number | null };
 
 /**
  * `acquire`'s answer. `limit`, `remaining` and `resetMs` describe the per-minute window (the
@@ -10,10 +10,18 @@ export type Limits = { rpm: number; maxStreams: number };
  * OpenAI's `x-ratelimit-reset-requests` means. `slot` is the stream slot to `release`, or null.
  */
 export type Admission =
-  | { ok: true; limit: number; remaining: number; resetMs: number; slot: string | null }
+  | {
+      ok: true;
+      limit: number;
+      remaining: number;
+      resetMs: number;
+      slot: string | null;
+      /** The token reservation to `settle`, or null when no daily budget applies. */
+      reservation: string | null;
+    }
   | {
       ok: false;
-      reason: "requests" | "streams";
+      reason: "requests" | "streams" | "budget";
       limit: number;
       remaining: number;
       resetMs: number;
@@ -62,6 +70,11 @@ export class RateLimiter extends DurableObject<Env> {
     super(ctx, env);
     const sql = ctx.storage.sql;
     sql.exec("CREATE TABLE IF NOT EXISTS slots (id TEXT PRIMARY KEY, taken_at INTEGER NOT NULL)");
+    // Budgets must survive eviction: a day's spend and its open reservations live in SQLite only.
+    sql.exec("CREATE TABLE IF NOT EXISTS spent (day TEXT PRIMARY KEY, tokens INTEGER NOT NULL)");
+    sql.exec(
+      "CREATE TABLE IF NOT EXISTS reservations (id TEXT PRIMARY KEY, day TEXT NOT NULL, tokens INTEGER NOT NULL, taken_at INTEGER NOT NULL)",
+    );
     for (const row of sql.exec<{ id: string; taken_at: number }>("SELECT id, taken_at FROM slots")) {
       this.#slots.set(row.id, row.taken_at);
     }
@@ -73,8 +86,9 @@ export class RateLimiter extends DurableObject<Env> {
    * counted, and take no slot. Throws a `RangeError` for limits that are not whole numbers
    * (`rpm` at least 1, `maxStreams` at least 0).
    */
-  acquire(limits: Limits, stream: boolean): Admission {
+  acquire(limits: Limits, stream: boolean, reserveTokens = 0): Admission {
     const { rpm, maxStreams } = limits;
+    const budget = limits.tokensPerDay ?? null;
     if (!Number.isSafeInteger(rpm) || rpm < 1 || !Number.isSafeInteger(maxStreams) || maxStreams < 0) {
       throw new RangeError(`invalid limits: rpm=${rpm}, maxStreams=${maxStreams}`);
     }
@@ -107,14 +121,80 @@ export class RateLimiter extends DurableObject<Env> {
       };
     }
 
+    const sql = this.ctx.storage.sql;
+    const day = utcDay(now);
+    if (budget !== null) {
+      // Admitted while anything is left: concurrent requests overspend by one reservation at most.
+      const used = this.#used(day);
+      if (used >= budget) {
+        return {
+          ok: false,
+          reason: "budget",
+          limit: rpm,
+          remaining: rpm - window.length,
+          resetMs,
+          retryAfterSeconds: seconds(nextUtcDay(now) - now),
+        };
+      }
+    }
+
     window.push(now);
+    let reservation: string | null = null;
+    if (budget !== null) {
+      reservation = crypto.randomUUID();
+      sql.exec(
+        "INSERT INTO reservations (id, day, tokens, taken_at) VALUES (?, ?, ?, ?)",
+        reservation,
+        day,
+        Math.max(0, Math.ceil(reserveTokens)),
+        now,
+      );
+    }
     let slot: string | null = null;
     if (stream) {
       slot = crypto.randomUUID();
       this.#slots.set(slot, now);
       this.ctx.storage.sql.exec("INSERT INTO slots (id, taken_at) VALUES (?, ?)", slot, now);
     }
-    return { ok: true, limit: rpm, remaining: rpm - window.length, resetMs: WINDOW_MS, slot };
+    return { ok: true, limit: rpm, remaining: rpm - window.length, resetMs: WINDOW_MS, slot, reservation };
+  }
+
+  /**
+   * Settles a reservation with the tokens the request really used (prompt plus completion; when
+   * unknown, pass null and the reservation is charged in full). Idempotent; unknown ids are ignored.
+   */
+  settle(reservation: string, tokens: number | null): void {
+    const sql = this.ctx.storage.sql;
+    const row = sql
+      .exec<{ day: string; tokens: number }>("SELECT day, tokens FROM reservations WHERE id = ?", reservation)
+      .toArray()[0];
+    if (row === undefined) return;
+    sql.exec("DELETE FROM reservations WHERE id = ?", reservation);
+    this.#spend(row.day, tokens === null ? row.tokens : Math.max(0, Math.round(tokens)));
+  }
+
+  /** Tokens spent and reserved on `day` (UTC, YYYY-MM-DD). */
+  usedOn(day: string): { spent: number; reserved: number } {
+    const sql = this.ctx.storage.sql;
+    const spent = sql.exec<{ tokens: number }>("SELECT tokens FROM spent WHERE day = ?", day).toArray()[0]?.tokens ?? 0;
+    const reserved =
+      sql
+        .exec<{ tokens: number | null }>("SELECT SUM(tokens) AS tokens FROM reservations WHERE day = ?", day)
+        .toArray()[0]?.tokens ?? 0;
+    return { spent, reserved };
+  }
+
+  #used(day: string): number {
+    const { spent, reserved } = this.usedOn(day);
+    return spent + reserved;
+  }
+
+  #spend(day: string, tokens: number): void {
+    this.ctx.storage.sql.exec(
+      "INSERT INTO spent (day, tokens) VALUES (?, ?) ON CONFLICT(day) DO UPDATE SET tokens = tokens + excluded.tokens",
+      day,
+      tokens,
+    );
   }
 
   /** Frees a stream slot; idempotent; unknown slots are ignored. */
@@ -139,8 +219,32 @@ export class RateLimiter extends DurableObject<Env> {
       }
     }
     if (expired) this.ctx.storage.sql.exec("DELETE FROM slots WHERE taken_at <= ?", expiredBefore);
+
+    // A reservation never settled (its Worker died) is charged in full, and old days are forgotten.
+    const sql = this.ctx.storage.sql;
+    for (const row of sql
+      .exec<{ id: string; day: string; tokens: number }>(
+        "SELECT id, day, tokens FROM reservations WHERE taken_at <= ?",
+        expiredBefore,
+      )
+      .toArray()) {
+      sql.exec("DELETE FROM reservations WHERE id = ?", row.id);
+      this.#spend(row.day, row.tokens);
+    }
+    sql.exec("DELETE FROM spent WHERE day < ?", utcDay(now - 2 * 86_400_000));
     return now;
   }
+}
+
+/** The UTC day of `ms`, as YYYY-MM-DD. */
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** The start of the next UTC day after `ms`. */
+function nextUtcDay(ms: number): number {
+  const date = new Date(ms);
+  return Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate() + 1);
 }
 
 /** Whole seconds to wait for `ms` to pass, at least 1 (`retry-after: 0` invites a busy loop). */

@@ -1,6 +1,8 @@
 import type { ReadyConfig } from "../config";
 import { type ErrorShape, ProxyError } from "../errors";
 import type { RequestBody, RequestInfo } from "../types";
+import { createStreamTap } from "../usage/stream-tap";
+import { usageFromBody } from "../usage/usage";
 import { passThroughSse } from "./sse";
 import { upstreamHeaders, upstreamUrl } from "./upstream";
 
@@ -17,6 +19,10 @@ export type UpstreamCall = {
   shape: ErrorShape;
   /** See `SseOptions.alignLines`. */
   alignLines: boolean;
+  /** The endpoint reports token usage (chat, completions, embeddings, responses): read it as the response passes. */
+  account: boolean;
+  /** The proxy added `stream_options.include_usage` itself: take upstream's usage chunk out of the client's stream. */
+  dropUsageChunk: boolean;
 };
 
 /** Upstream response headers worth passing on; everything else (cookies, org names, CDN headers) stays behind. */
@@ -97,20 +103,62 @@ export async function forward(
   }
 
   const contentType = upstream.headers.get("content-type") ?? "";
+  const inputEstimate = estimateTokens(call.body);
   if (upstream.body !== null && contentType.startsWith("text/event-stream")) {
     const responseHeaders = keptHeaders(upstream.headers, false);
     responseHeaders.set("cache-control", "no-cache, no-transform");
-    const { body, done } = passThroughSse(upstream.body, {
+    const tap = call.account ? createStreamTap({ dropUsageChunk: call.dropUsageChunk }) : null;
+    const { body, done, firstContentAt } = passThroughSse(upstream.body, {
       idleTimeoutMs: config.streamIdleTimeoutMs,
       shape: call.shape,
       alignLines: call.alignLines,
+      tap,
     });
     info.stream = true;
     info.done = done.finally(release);
+    if (tap !== null) {
+      info.accounting = info.done.then((outcome) => {
+        const usage = tap.usage;
+        const first = firstContentAt();
+        return {
+          usage,
+          tokens: usage === null ? inputEstimate + tap.contentEvents : usage.promptTokens + usage.completionTokens,
+          incomplete: outcome !== "complete" || usage === null,
+          ttftMs: first === null ? null : first - info.startedAt,
+        };
+      });
+    }
     return new Response(body, { status: upstream.status, headers: responseHeaders });
   }
   release();
-  return new Response(upstream.body, { status: upstream.status, headers: keptHeaders(upstream.headers, true) });
+  let body = upstream.body;
+  if (call.account && body !== null && upstream.ok && contentType.startsWith("application/json")) {
+    // A native tee: the client's half streams on; the proxy reads usage from its own half after the response.
+    const [forClient, forUsage] = body.tee();
+    body = forClient;
+    info.accounting = new Response(forUsage).json().then(
+      (json: unknown) => {
+        const usage = usageFromBody(json);
+        return {
+          usage,
+          tokens: usage === null ? null : usage.promptTokens + usage.completionTokens,
+          incomplete: false,
+          ttftMs: info.ttfbMs ?? null,
+        };
+      },
+      () => null,
+    );
+  } else {
+    // Errors, and endpoints that count no tokens, use none.
+    info.accounting = Promise.resolve({ usage: null, tokens: 0, incomplete: false, ttftMs: null });
+  }
+  return new Response(body, { status: upstream.status, headers: keptHeaders(upstream.headers, true) });
+}
+
+/** About one token per four bytes of request: the budget's estimate of input a request did not report. */
+function estimateTokens(body: UpstreamCall["body"]): number {
+  if (typeof body === "string") return Math.ceil(body.length / 4);
+  return body instanceof Uint8Array ? Math.ceil(body.byteLength / 4) : 0;
 }
 
 function clientClosed(what: string): ProxyError {

@@ -1,4 +1,5 @@
 import { type ErrorShape, errorBody, ProxyError } from "../errors";
+import type { StreamTap } from "../usage/stream-tap";
 
 const encoder = new TextEncoder();
 const LF = 0x0a;
@@ -20,6 +21,8 @@ export type SseOptions = {
    * newlines (the original README's example) break on that. No complete line ever waits.
    */
   alignLines: boolean;
+  /** Reads usage as the stream passes (and may drop the usage chunk the proxy asked for); forwards whole events. */
+  tap?: StreamTap | null;
 };
 
 /**
@@ -35,8 +38,10 @@ export type SseOptions = {
 export function passThroughSse(
   upstream: ReadableStream<Uint8Array>,
   options: SseOptions,
-): { body: ReadableStream<Uint8Array>; done: Promise<StreamOutcome> } {
+): { body: ReadableStream<Uint8Array>; done: Promise<StreamOutcome>; firstContentAt: () => number | null } {
   const { idleTimeoutMs, shape, alignLines } = options;
+  const tap = options.tap ?? null;
+  let firstContentAt: number | null = null;
   const reader = upstream.getReader();
   let held: Uint8Array | null = null;
   let finished = false;
@@ -82,9 +87,16 @@ export function passThroughSse(
           }
           if (stalled) return end(controller, "stalled");
           if (result.done) {
-            if (held !== null) controller.enqueue(held);
+            const rest = tap === null ? held : tap.flush();
+            if (rest !== null && rest.byteLength > 0) controller.enqueue(rest);
             controller.close();
             return settle("complete");
+          }
+          if (tap !== null) {
+            const out = tap.push(result.value);
+            if (firstContentAt === null && tap.contentEvents > 0) firstContentAt = Date.now();
+            if (out !== null && out.byteLength > 0) return controller.enqueue(out);
+            continue;
           }
           if (!alignLines) return controller.enqueue(result.value);
           const chunk: Uint8Array = held === null ? result.value : join(held, result.value);
@@ -103,7 +115,8 @@ export function passThroughSse(
 
   function end(controller: ReadableStreamDefaultController<Uint8Array>, outcome: "cut" | "stalled") {
     if (finished) return;
-    if (held !== null) controller.enqueue(held);
+    const rest = tap === null ? held : tap.flush();
+    if (rest !== null && rest.byteLength > 0) controller.enqueue(rest);
     const message =
       outcome === "stalled"
         ? `upstream sent nothing for ${idleTimeoutMs} ms; the reply is incomplete`
@@ -117,7 +130,7 @@ export function passThroughSse(
     settle(outcome);
   }
 
-  return { body, done };
+  return { body, done, firstContentAt: () => firstContentAt };
 }
 
 function endsLine(chunk: Uint8Array): boolean {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { call, json, mockUpstream, openaiJson, postJson, proxyRequest, requestLogs, text } from "../testing";
-import { modelOf } from "./openai";
+import { call, json, mockUpstream, openaiJson, postJson, proxyRequest, text } from "../testing";
 
 describe("/v1 pass-through", () => {
   it("forwards the body bytes unchanged, never re-serialised", async () => {
@@ -68,27 +67,5 @@ describe("/v1 pass-through", () => {
     expect(response.status).toBe(200);
     expect(await upstream[0]?.text()).toBe("{oops");
     await text(response);
-  });
-});
-
-describe("modelOf", () => {
-  it("finds the model near the start of a JSON body", () => {
-    expect(modelOf(new TextEncoder().encode('{"input":"x","model" : "text-embedding-3-small"}'))).toBe(
-      "text-embedding-3-small",
-    );
-  });
-
-  it("does not take a model named inside a string for the field", () => {
-    expect(modelOf(new TextEncoder().encode('{"input":"say \\"model\\": \\"x\\""}'))).toBeUndefined();
-  });
-
-  it("logs the model of a /v1 request", async () => {
-    mockUpstream(() => openaiJson({}));
-    const { response, settled } = await call(
-      postJson("/v1/embeddings", { model: "text-embedding-3-small", input: "hi" }),
-    );
-    await text(response);
-    await settled();
-    expect(requestLogs()[0]?.model).toBe("text-embedding-3-small");
   });
 });

@@ -1,16 +1,18 @@
 import type { Context } from "hono";
 import { ProxyError } from "../errors";
+import { requestJson } from "../middleware/body-limit";
 import { forward } from "../proxy/forward";
 import type { AppEnv } from "../types";
+import { askForUsage } from "./usage-option";
 
-const decoder = new TextDecoder();
-/** How much of a JSON body is scanned for `model`, for the log line; the body itself is never parsed here. */
-const MODEL_SCAN_BYTES = 4096;
-const MODEL_FIELD = /"model"\s*:\s*"([^"\\]{1,200})"/;
+/** Endpoints whose answers report token usage. */
+const ACCOUNTED = new Set(["/chat/completions", "/completions", "/embeddings", "/responses"]);
+const encoder = new TextEncoder();
 
 /**
  * `/v1/*`: a faithful pass-through of the OpenAI API. Method, path below `/v1`, query string
- * and body bytes go upstream unchanged (never re-serialised); streams come back as they arrive.
+ * and body bytes go upstream unchanged (never re-serialised, except to ask a chat stream for its
+ * usage, or where the output cap must be added); streams come back as they arrive.
  */
 export function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
   // The raw path, not Hono's decoded one, so that percent-encoding reaches upstream unchanged.
@@ -21,27 +23,28 @@ export function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
   if (!rawPath.startsWith("/v1/") || rawPath.length === "/v1/".length) {
     throw new ProxyError(404, `${c.req.method} ${c.req.path} is not a route of this proxy`, { code: "unknown_url" });
   }
-  const body = c.get("body");
+  const path = rawPath.slice("/v1".length);
   const info = c.get("info");
-  if (body instanceof Uint8Array) info.model = modelOf(body);
+  const json = requestJson(c);
+  if (typeof json?.model === "string") info.model = json.model;
+  const account = c.req.method === "POST" && ACCOUNTED.has(path);
+  const dropUsageChunk =
+    account && json !== undefined && (path === "/chat/completions" || path === "/completions") && askForUsage(json);
+  if (dropUsageChunk) c.set("body", encoder.encode(JSON.stringify(json)));
   return forward(
     c.get("config"),
     {
       method: c.req.method,
-      path: rawPath.slice("/v1".length),
+      path,
       search: queryAt === -1 ? "" : url.slice(queryAt),
       headers: c.req.raw.headers,
-      body,
+      body: c.get("body"),
       shape: "openai",
       alignLines: false,
+      account,
+      dropUsageChunk,
     },
     c.req.raw.signal,
     info,
   );
-}
-
-/** The `model` named near the start of a JSON body, for the log line; undefined when there is none. */
-export function modelOf(body: Uint8Array): string | undefined {
-  const head = decoder.decode(body.byteLength > MODEL_SCAN_BYTES ? body.subarray(0, MODEL_SCAN_BYTES) : body);
-  return MODEL_FIELD.exec(head)?.[1];
 }

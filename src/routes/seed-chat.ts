@@ -6,6 +6,7 @@ import { checkPath, enforceRequestPolicy } from "../middleware/policy";
 import { forward } from "../proxy/forward";
 import type { AppEnv } from "../types";
 import { parseJsonObject } from "./json";
+import { askForUsage } from "./usage-option";
 
 /** Reasoning models reject `temperature` and `max_tokens`, so the seed's defaults are never added for them. */
 const REASONING_MODEL = /^(o1|o3|o4|gpt-5)/;
@@ -57,6 +58,7 @@ export async function seedChat(c: Context<AppEnv>): Promise<Response> {
   checkPath(c, "/v1/chat/completions");
   const body = withDefaults(request, config);
   enforceRequestPolicy(c, body, "/chat/completions");
+  const dropUsageChunk = askForUsage(body);
   const info = c.get("info");
   info.model = typeof body.model === "string" ? body.model : undefined;
   return forward(
@@ -69,6 +71,8 @@ export async function seedChat(c: Context<AppEnv>): Promise<Response> {
       body: JSON.stringify(body),
       shape: "seed",
       alignLines: true,
+      account: true,
+      dropUsageChunk,
     },
     c.req.raw.signal,
     info,

@@ -8,13 +8,13 @@
 export function compilePatterns(raw: string | readonly string[] | undefined): RegExp[] | null {
   const items = (typeof raw === "string" ? raw.split(",") : (raw ?? [])).map((p) => p.trim()).filter(Boolean);
   if (items.length === 0) return null;
-  return items.map((p) => new RegExp(`^${p.split("*").map(escape).join(".*")}$`));
+  return items.map((p) => new RegExp(`^${p.split("*").map(escapeLiteral).join(".*")}$`));
 }
 
 export function matchesAny(patterns: readonly RegExp[], value: string): boolean {
   return patterns.some((pattern) => pattern.test(value));
 }
 
-function escape(literal: string): string {
+function escapeLiteral(literal: string): string {
   return literal.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }

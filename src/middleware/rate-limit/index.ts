@@ -1,7 +1,8 @@
 import type { MiddlewareHandler } from "hono";
+import type { ReadyConfig } from "../../config";
 import { ProxyError } from "../../errors";
 import { limiterFor, rateLimitHeaders } from "../../limits";
-import type { AppEnv } from "../../types";
+import type { AppEnv, RequestBody } from "../../types";
 import { requestJson } from "../body-limit";
 
 /**
@@ -23,11 +24,21 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
     const limits = {
       rpm: client.rpm ?? perKey?.rpm ?? config.rateLimitRpm,
       maxStreams: perKey?.maxStreams ?? config.maxConcurrentStreams,
+      tokensPerDay: client.tpd ?? perKey?.tokensPerDay ?? config.dailyTokenBudget,
     };
-    const stream = requestJson(c)?.stream === true;
+    const json = requestJson(c);
+    const stream = json?.stream === true;
     const limiter = limiterFor(c.env.RATE_LIMITER, client.id);
-    const admission = await limiter.acquire(limits, stream);
+    const reserve = limits.tokensPerDay === null ? 0 : reservation(c.get("body"), json, config);
+    const admission = await limiter.acquire(limits, stream, reserve);
     const headers = rateLimitHeaders(admission);
+    if (!admission.ok && admission.reason === "budget") {
+      throw new ProxyError(
+        429,
+        `${client.name} has spent its daily budget of ${limits.tokensPerDay} tokens; it renews at 00:00 UTC.`,
+        { type: "insufficient_quota", code: "insufficient_quota", headers },
+      );
+    }
     if (!admission.ok) {
       const what =
         admission.reason === "streams"
@@ -47,9 +58,26 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
     await next();
 
     for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value);
-    const { slot } = admission;
-    if (slot === null) return;
-    const done = c.get("info").done ?? Promise.resolve();
-    c.executionCtx.waitUntil(done.then(() => limiter.release(slot)));
+    const { slot, reservation: reserved } = admission;
+    const info = c.get("info");
+    if (slot !== null) c.executionCtx.waitUntil((info.done ?? Promise.resolve()).then(() => limiter.release(slot)));
+    if (reserved !== null) {
+      const settled = (info.accounting ?? Promise.resolve(null)).then((accounting) =>
+        limiter.settle(reserved, accounting === null ? null : accounting.tokens),
+      );
+      c.executionCtx.waitUntil(settled);
+    }
   };
 }
+
+/** Reserved before forwarding: the request's output cap (or the proxy's, or 4096) plus about a token per 4 bytes of input. */
+function reservation(body: RequestBody, json: Record<string, unknown> | undefined, config: ReadyConfig): number {
+  const input = body instanceof Uint8Array ? Math.ceil(body.byteLength / 4) : 0;
+  const asked = [json?.max_tokens, json?.max_completion_tokens, json?.max_output_tokens].find(
+    (v) => typeof v === "number",
+  );
+  const output = typeof asked === "number" ? asked : (config.maxOutputTokens ?? DEFAULT_OUTPUT_RESERVATION);
+  return input + output;
+}
+
+const DEFAULT_OUTPUT_RESERVATION = 4096;

@@ -1,7 +1,9 @@
 import type { MiddlewareHandler } from "hono";
 import { getConfig } from "../../config";
 import type { StreamOutcome } from "../../proxy/sse";
-import type { AppEnv, RequestInfo } from "../../types";
+import type { Accounting, AppEnv, RequestInfo } from "../../types";
+import { writeUsage } from "../../usage/ledger";
+import { costUsd } from "../../usage/prices";
 
 /** One JSON log line per request. Never a key, a token or message content: only these fields. */
 export type RequestLog = {
@@ -18,6 +20,15 @@ export type RequestLog = {
   stream: boolean;
   durationMs: number;
   ttfbMs: number | null;
+  ttftMs: number | null;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  cachedTokens: number | null;
+  reasoningTokens: number | null;
+  /** Estimated from the price table; null for models without a price. */
+  costUsd: number | null;
+  /** A stream that ended before upstream's usage arrived: its tokens are not known exactly. */
+  incomplete: boolean;
   /** For streams: complete, cut (upstream broke off), stalled (upstream went silent) or cancelled (client left). */
   outcome?: StreamOutcome;
   error?: string;
@@ -51,29 +62,73 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
 
     const method = c.req.method;
     const path = c.req.path;
-    const writeLog = (outcome?: StreamOutcome) => {
+    const client = c.get("client");
+    const config = getConfig(c.env);
+    const db = c.env.USAGE_DB;
+    const finish = (outcome: StreamOutcome | undefined, accounting: Accounting | null | undefined) => {
       const failed = outcome === "cut" || outcome === "stalled";
       const error = failed ? `upstream_${outcome === "cut" ? "interrupted" : "stalled"}` : info.error;
-      const line: RequestLog = {
-        level: res.status >= 500 || failed ? "error" : "info",
-        msg: "request",
+      const usage = accounting?.usage ?? null;
+      const model = info.model ?? null;
+      const cost = usage !== null && model !== null ? costUsd(model, usage, config.prices) : null;
+      const durationMs = Date.now() - info.startedAt;
+      if (config.logRequests) {
+        const line: RequestLog = {
+          level: res.status >= 500 || failed ? "error" : "info",
+          msg: "request",
+          requestId,
+          method,
+          path,
+          client: client?.id ?? null,
+          status: res.status,
+          upstreamStatus: info.upstreamStatus ?? null,
+          model,
+          stream: info.stream ?? false,
+          durationMs,
+          ttfbMs: info.ttfbMs ?? null,
+          ttftMs: accounting?.ttftMs ?? null,
+          promptTokens: usage?.promptTokens ?? null,
+          completionTokens: usage?.completionTokens ?? null,
+          cachedTokens: usage?.cachedTokens ?? null,
+          reasoningTokens: usage?.reasoningTokens ?? null,
+          costUsd: cost,
+          incomplete: accounting?.incomplete ?? false,
+          ...(outcome === undefined ? {} : { outcome }),
+          ...(error === undefined ? {} : { error }),
+        };
+        console.log(JSON.stringify(line));
+      }
+      if (client === undefined || db === undefined) return;
+      return writeUsage(db, {
+        ts: info.startedAt,
         requestId,
-        method,
-        path,
-        client: c.get("client")?.id ?? null,
+        client: client.name,
+        clientKind: client.kind,
+        route: path,
+        model,
         status: res.status,
-        upstreamStatus: info.upstreamStatus ?? null,
-        model: info.model ?? null,
-        stream: info.stream ?? false,
-        durationMs: Date.now() - info.startedAt,
-        ttfbMs: info.ttfbMs ?? null,
-        ...(outcome === undefined ? {} : { outcome }),
-        ...(error === undefined ? {} : { error }),
-      };
-      console.log(JSON.stringify(line));
+        promptTokens: usage?.promptTokens ?? null,
+        completionTokens: usage?.completionTokens ?? null,
+        totalTokens: usage?.totalTokens ?? accounting?.tokens ?? null,
+        cachedTokens: usage?.cachedTokens ?? null,
+        reasoningTokens: usage?.reasoningTokens ?? null,
+        costUsd: cost,
+        durationMs,
+        ttftMs: accounting?.ttftMs ?? null,
+        incomplete: accounting?.incomplete ?? false,
+      }).catch((error: unknown) => {
+        console.error(
+          JSON.stringify({ level: "error", msg: "usage ledger write failed", requestId, error: String(error) }),
+        );
+      });
     };
-    if (!getConfig(c.env).logRequests) return;
-    if (info.done === undefined) writeLog();
-    else c.executionCtx.waitUntil(info.done.then(writeLog));
+    if (info.done === undefined && info.accounting === undefined && client === undefined) {
+      finish(undefined, undefined);
+      return;
+    }
+    // After the response: the stream's end, its usage, then the log line and the ledger record.
+    c.executionCtx.waitUntil(
+      Promise.all([info.done, info.accounting]).then(([outcome, accounting]) => finish(outcome, accounting)),
+    );
   };
 }

@@ -1,0 +1,81 @@
+/** One proxied request, as the usage ledger keeps it (a row of `usage`, migrations/0001_usage.sql). */
+export type UsageRecord = {
+  /** When the request started, in milliseconds since the epoch. */
+  ts: number;
+  requestId: string;
+  /** The client's name: key name, token `sub`, or IP. */
+  client: string;
+  clientKind: "key" | "token" | "ip";
+  /** The request path, e.g. `/v1/chat/completions` or `/`. */
+  route: string;
+  model: string | null;
+  status: number;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  totalTokens: number | null;
+  cachedTokens: number | null;
+  reasoningTokens: number | null;
+  /** Null when the model's price is unknown. */
+  costUsd: number | null;
+  durationMs: number;
+  /** Milliseconds to the first byte of the response body; null when there was none. */
+  ttftMs: number | null;
+  /** The stream was cut or cancelled: the counts are what was seen, not the whole. */
+  incomplete: boolean;
+};
+
+const INSERT = `INSERT INTO usage (
+  ts, day, request_id, client, client_kind, route, model, status,
+  prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens,
+  cost_usd, duration_ms, ttft_ms, incomplete
+) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)`;
+
+/** The UTC day of a time in milliseconds, `YYYY-MM-DD`. */
+export function utcDay(ts: number): string {
+  return new Date(ts).toISOString().slice(0, 10);
+}
+
+/**
+ * Writes one record to the ledger with a single prepared INSERT. Meant for `ctx.waitUntil`, after
+ * the response has gone.
+ *
+ * Records are written one per request, not batched across requests: in workerd a promise created
+ * in one request's context cannot be awaited from another's, so a buffer shared by requests could
+ * hang or lose its flush when the request that started it ends. (D1 writes are cheap enough.)
+ *
+ * @throws Error naming the request when D1 refuses the write (e.g. migrations not applied), with
+ * D1's error as `cause`; the caller logs it.
+ *
+ * @example
+ * ctx.waitUntil(writeUsage(env.USAGE_DB, record).catch((error) => console.error(...)));
+ */
+export async function writeUsage(db: D1Database, record: UsageRecord): Promise<void> {
+  try {
+    await db
+      .prepare(INSERT)
+      .bind(
+        record.ts,
+        utcDay(record.ts),
+        record.requestId,
+        record.client,
+        record.clientKind,
+        record.route,
+        record.model,
+        record.status,
+        record.promptTokens,
+        record.completionTokens,
+        record.totalTokens,
+        record.cachedTokens,
+        record.reasoningTokens,
+        record.costUsd,
+        record.durationMs,
+        record.ttftMs,
+        record.incomplete ? 1 : 0,
+      )
+      .run();
+  } catch (error) {
+    throw new Error(`usage ledger: could not write the record of request ${record.requestId}: ${String(error)}`, {
+      cause: error,
+    });
+  }
+}

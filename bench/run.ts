@@ -47,15 +47,20 @@ async function main(): Promise<void> {
   const bundle = buildBundle();
   const fake = await startFakeUpstream(loadCpus);
   const upstream = { OPENAI_BASE_URL: `${fake.origin}/v1`, OPENAI_API_KEY: "sk-bench" };
-  // The per-client limiter counts every request in a Durable Object, as by default, with a limit no run reaches.
+  // Limits that every request is counted against in a Durable Object, but that no run reaches.
   const unreachable = { RATE_LIMIT_RPM: "1000000000", MAX_CONCURRENT_STREAMS: "100000" };
   const arms: Arm[] = [
     { name: "A", url: fake.origin, authorization: "Bearer sk-bench", stop: async () => {} },
     await startWorker("bare", join(ROOT, "bench/bare-worker.js"), { UPSTREAM: fake.origin }, workerCpus, {
       bare: true,
     }),
-    await startWorker("proxy", bundle.path, { ...upstream, ...unreachable }, workerCpus),
-    await startWorker("proxy-quiet", bundle.path, { ...upstream, ...unreachable, LOG_REQUESTS: "false" }, workerCpus),
+    await startWorker(
+      "proxy-core",
+      bundle.path,
+      { ...upstream, RATE_LIMIT_RPM: "0", MAX_CONCURRENT_STREAMS: "0", RECORD_USAGE: "false" },
+      workerCpus,
+    ),
+    await startWorker("proxy-default", bundle.path, { ...upstream, ...unreachable }, workerCpus),
     await startWorker(
       "proxy-guarded",
       bundle.path,
@@ -65,13 +70,14 @@ async function main(): Promise<void> {
         PROXY_KEYS: "bench:pk_bench_0123456789abcdef",
         ALLOWED_MODELS: "gpt-4o-mini,gpt-4.1*",
         MAX_OUTPUT_TOKENS: "1024",
+        DAILY_TOKEN_BUDGET: "1000000000000",
       },
       workerCpus,
       { authorization: "Bearer pk_bench_0123456789abcdef" },
     ),
   ];
   const [, bare] = arms;
-  /** D is C with its request log off (what the log line costs); E is C with client keys, a model allowlist and an output cap. */
+  /** C: the request path alone; D: the default configuration (limiter, usage ledger); E: D with keys, allowlist, cap and budget. */
   const names = ["A", "B", "C", "D", "E"] as const;
   try {
     for (const arm of arms) await throughput(arm, 10, 1); // warm-up
@@ -88,7 +94,7 @@ async function main(): Promise<void> {
       }
     }
     const memory: Record<string, Figures> = {};
-    for (const [i, arm] of arms.entries()) if (i === 1 || i === 2) memory[names[i] ?? "?"] = await measureMemory(arm);
+    for (const [i, arm] of arms.entries()) if (i >= 1 && i <= 3) memory[names[i] ?? "?"] = await measureMemory(arm);
 
     const results = {
       date: new Date().toISOString(),

@@ -29,10 +29,12 @@ export type Config = {
   logRequests: boolean;
   /** Who may call: static client keys, signed tokens, both, or anyone (open mode, limited per IP). */
   auth: AuthSettings;
-  /** Requests per minute per client, unless a key's or token's own limit says otherwise. */
+  /** Requests per minute per client, unless a key's or token's own limit says otherwise; 0 is no limit. */
   rateLimitRpm: number;
-  /** Concurrent streams per client, unless a key's own limit says otherwise. */
+  /** Concurrent streams per client, unless a key's own limit says otherwise; 0 is no limit. */
   maxConcurrentStreams: number;
+  /** Write one usage record per request to the D1 ledger. */
+  recordUsage: boolean;
   /** Tokens per client per UTC day, unless a key's or token's own budget says otherwise; null is unlimited. */
   dailyTokenBudget: number | null;
   /** `PROXY_KEY_LIMITS`, by key name. */
@@ -61,6 +63,7 @@ const DEFAULTS = {
   LOG_REQUESTS: "true",
   RATE_LIMIT_RPM: "60",
   MAX_CONCURRENT_STREAMS: "5",
+  RECORD_USAGE: "true",
 } as const;
 
 type Setting = keyof typeof DEFAULTS;
@@ -112,6 +115,7 @@ export function parseConfig(env: Env): Config {
     return value;
   };
   const positiveInteger = (n: number) => Number.isInteger(n) && n > 0;
+  const wholeNumber = (n: number) => Number.isInteger(n) && n >= 0;
   const flag = (name: Setting): boolean => {
     const raw = setting(name).toLowerCase();
     if (raw === "true" || raw === "false") return raw === "true";
@@ -175,8 +179,9 @@ export function parseConfig(env: Env): Config {
     streamIdleTimeoutMs: number("STREAM_IDLE_TIMEOUT_MS", positiveInteger, "a positive integer"),
     logRequests: flag("LOG_REQUESTS"),
     auth: auth.settings,
-    rateLimitRpm: number("RATE_LIMIT_RPM", positiveInteger, "a positive integer"),
-    maxConcurrentStreams: number("MAX_CONCURRENT_STREAMS", positiveInteger, "a positive integer"),
+    rateLimitRpm: number("RATE_LIMIT_RPM", wholeNumber, "a whole number (0 for no limit)"),
+    maxConcurrentStreams: number("MAX_CONCURRENT_STREAMS", wholeNumber, "a whole number (0 for no limit)"),
+    recordUsage: flag("RECORD_USAGE"),
     keyLimits: keyLimits.limits,
     allowedModels: compilePatterns(optional("ALLOWED_MODELS")),
     maxOutputTokens: optionalPositive("MAX_OUTPUT_TOKENS"),

@@ -17,8 +17,6 @@ export type UpstreamCall = {
   body: RequestBody | string;
   /** The route's error shape, for the in-band error event of a cut stream. */
   shape: ErrorShape;
-  /** See `SseOptions.alignLines`. */
-  alignLines: boolean;
   /** The endpoint reports token usage (chat, completions, embeddings, responses): read it as the response passes. */
   account: boolean;
   /** The proxy added `stream_options.include_usage` itself: take upstream's usage chunk out of the client's stream. */
@@ -46,7 +44,7 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
  * No response headers within `UPSTREAM_TIMEOUT_MS` gives 504; the client going away cancels upstream.
  *
  * @example
- * return forward(config, { method: "POST", path: "/chat/completions", search: "", headers, body, shape: "openai", alignLines: false }, c.req.raw.signal, info);
+ * return forward(config, { method: "POST", path: "/chat/completions", search: "", headers, body, shape: "openai", account: false, dropUsageChunk: false }, c.req.raw.signal, info);
  */
 export async function forward(
   config: ReadyConfig,
@@ -111,7 +109,6 @@ export async function forward(
     const { body, done, firstContentAt } = passThroughSse(upstream.body, {
       idleTimeoutMs: config.streamIdleTimeoutMs,
       shape: call.shape,
-      alignLines: call.alignLines,
       tap,
     });
     info.stream = true;

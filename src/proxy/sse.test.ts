@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
+import { createStreamTap } from "../usage/stream-tap";
 import { passThroughSse, type SseOptions } from "./sse";
 
-const RAW: SseOptions = { idleTimeoutMs: 60_000, shape: "openai", alignLines: false };
-const ALIGNED: SseOptions = { ...RAW, alignLines: true };
+const RAW: SseOptions = { idleTimeoutMs: 60_000, shape: "openai", tap: null };
+/** With a usage tap, as on every accounted route: whole events only. */
+const tapped = (): SseOptions => ({ ...RAW, tap: createStreamTap({ dropUsageChunk: false }) });
 
 const encoder = new TextEncoder();
 
@@ -13,12 +15,15 @@ const STREAM = encoder.encode(
     'data: {"choices":[{"delta":{"content":"Café "}}]}',
     'data: {"choices":[{"delta":{"content":"你好 👋"}}]}',
     "data: [DONE]",
-    "",
-    "",
-  ].join("\n\n"),
+  ]
+    .map((event) => `${event}\n\n`)
+    .join(""),
 );
 
 /** Hands out `chunks` one read at a time, then ends or errors as a cut connection does. */
+/** Where the first event of STREAM ends. */
+const FIRST_EVENT_END = new TextDecoder().decode(STREAM).indexOf("\n\n") + 2;
+
 function streamOf(chunks: Uint8Array[], ending: "close" | "error" = "close"): ReadableStream<Uint8Array> {
   const queue = [...chunks];
   return new ReadableStream({
@@ -57,35 +62,36 @@ describe("passThroughSse", () => {
     }
   });
 
-  it("with alignLines, joins a split line and still passes the bytes unchanged at every byte boundary", async () => {
+  it("with a tap, joins a split event and still passes the bytes unchanged at every byte boundary", async () => {
     for (let cut = 1; cut < STREAM.byteLength; cut++) {
       const chunks = [STREAM.slice(0, cut), STREAM.slice(cut)];
-      const { body, done } = passThroughSse(streamOf(chunks), ALIGNED);
+      const { body, done } = passThroughSse(streamOf(chunks), tapped());
       const out = await collect(body);
       expect(concat(out)).toEqual(STREAM);
-      // Whole lines stay as they came; a split line is joined, so every chunk ends a line.
-      for (const chunk of out) expect(chunk.at(-1)).toBe(0x0a);
-      expect(out.length).toBe(STREAM[cut - 1] === 0x0a ? 2 : 1);
+      // Whole events stay as they came; a split event is joined, so every chunk ends an event.
+      for (const chunk of out) expect(chunk.slice(-2)).toEqual(Uint8Array.of(0x0a, 0x0a));
+      // Everything whole before the cut goes at once; the split event follows, whole, with the rest.
+      expect(out.length).toBe(cut < FIRST_EVENT_END ? 1 : 2);
       expect(await done).toBe("complete");
     }
   });
 
-  it("keeps upstream's chunks as they are when they end on a line", async () => {
-    const events = ["data: 1\n\n", "data: 2\n", "\n", "data: 3\n\ndata: 4\n\n"].map((e) => encoder.encode(e));
-    const out = await collect(passThroughSse(streamOf(events), ALIGNED).body);
+  it("with a tap, keeps upstream's chunks as they are when they end on an event", async () => {
+    const events = ["data: 1\n\n", "data: 2\n\ndata: 3\n\n"].map((e) => encoder.encode(e));
+    const out = await collect(passThroughSse(streamOf(events), tapped()).body);
     expect(out).toEqual(events);
   });
 
-  it("passes one byte at a time through unchanged, a line at a time", async () => {
+  it("with a tap, passes one byte at a time through unchanged, an event at a time", async () => {
     const chunks = [...STREAM].map((byte) => Uint8Array.of(byte));
-    const { body } = passThroughSse(streamOf(chunks), ALIGNED);
+    const { body } = passThroughSse(streamOf(chunks), tapped());
     const out = await collect(body);
     expect(concat(out)).toEqual(STREAM);
-    expect(out.map((c) => new TextDecoder().decode(c))).toEqual(new TextDecoder().decode(STREAM).split(/(?<=\n)/));
+    expect(out.map((c) => new TextDecoder().decode(c))).toEqual(new TextDecoder().decode(STREAM).split(/(?<=\n\n)/));
   });
 
   it("passes on the end of a stream that does not end a line", async () => {
-    const out = await collect(passThroughSse(streamOf([encoder.encode("data: 1\n\ndata: x")]), ALIGNED).body);
+    const out = await collect(passThroughSse(streamOf([encoder.encode("data: 1\n\ndata: x")]), tapped()).body);
     expect(new TextDecoder().decode(concat(out))).toBe("data: 1\n\ndata: x");
   });
 
@@ -123,7 +129,7 @@ describe("passThroughSse", () => {
   });
 
   it("writes the error event in the seed's shape on the seed route", async () => {
-    const { body } = passThroughSse(streamOf([STREAM.slice(0, 40)], "error"), { ...ALIGNED, shape: "seed" });
+    const { body } = passThroughSse(streamOf([STREAM.slice(0, 40)], "error"), { ...tapped(), shape: "seed" });
     const last =
       new TextDecoder()
         .decode(concat(await collect(body)))

@@ -2,10 +2,6 @@ import { type ErrorShape, errorBody, ProxyError } from "../errors";
 import type { StreamTap } from "../usage/stream-tap";
 
 const encoder = new TextEncoder();
-const LF = 0x0a;
-const CR = 0x0d;
-/** A line longer than this is passed on in pieces rather than held. */
-const MAX_HELD_BYTES = 64 * 1024;
 
 /** How a passed-through stream ended. */
 export type StreamOutcome = "complete" | "cut" | "stalled" | "cancelled";
@@ -16,12 +12,11 @@ export type SseOptions = {
   /** The shape of that error event's JSON: the route's error shape. */
   shape: ErrorShape;
   /**
-   * Hold a chunk that stops mid-line until the rest of its line arrives. The runtime's socket
-   * reads can split an event that upstream wrote whole; naive clients that split each read on
-   * newlines (the original README's example) break on that. No complete line ever waits.
+   * Reads usage as the stream passes (and may drop the usage chunk the proxy asked for). It
+   * forwards whole events only: the runtime's socket reads can split an event that upstream wrote
+   * whole, no client can act on half an event, and naive clients that split each read on newlines
+   * (the original README's example) break on it. No complete event ever waits.
    */
-  alignLines: boolean;
-  /** Reads usage as the stream passes (and may drop the usage chunk the proxy asked for); forwards whole events. */
   tap?: StreamTap | null;
 };
 
@@ -33,17 +28,16 @@ export type SseOptions = {
  * returned stream (the client went away) cancels upstream.
  *
  * @example
- * const { body, done } = passThroughSse(upstream.body, { idleTimeoutMs: 300_000, shape: "openai", alignLines: false });
+ * const { body, done } = passThroughSse(upstream.body, { idleTimeoutMs: 300_000, shape: "openai", tap: null });
  */
 export function passThroughSse(
   upstream: ReadableStream<Uint8Array>,
   options: SseOptions,
 ): { body: ReadableStream<Uint8Array>; done: Promise<StreamOutcome>; firstContentAt: () => number | null } {
-  const { idleTimeoutMs, shape, alignLines } = options;
+  const { idleTimeoutMs, shape } = options;
   const tap = options.tap ?? null;
   let firstContentAt: number | null = null;
   const reader = upstream.getReader();
-  let held: Uint8Array | null = null;
   let finished = false;
   let stalled = false;
   /** When the pending read began; null while the client is not asking for more (backpressure is not a stall). */
@@ -87,22 +81,15 @@ export function passThroughSse(
           }
           if (stalled) return end(controller, "stalled");
           if (result.done) {
-            const rest = tap === null ? held : tap.flush();
-            if (rest !== null && rest.byteLength > 0) controller.enqueue(rest);
+            const rest = tap?.flush() ?? null;
+            if (rest !== null) controller.enqueue(rest);
             controller.close();
             return settle("complete");
           }
-          if (tap !== null) {
-            const out = tap.push(result.value);
-            if (firstContentAt === null && tap.contentEvents > 0) firstContentAt = Date.now();
-            if (out !== null && out.byteLength > 0) return controller.enqueue(out);
-            continue;
-          }
-          if (!alignLines) return controller.enqueue(result.value);
-          const chunk: Uint8Array = held === null ? result.value : join(held, result.value);
-          held = null;
-          if (endsLine(chunk) || chunk.byteLength > MAX_HELD_BYTES) return controller.enqueue(chunk);
-          held = chunk;
+          if (tap === null) return controller.enqueue(result.value);
+          const out = tap.push(result.value);
+          if (firstContentAt === null && tap.contentEvents > 0) firstContentAt = Date.now();
+          if (out !== null) return controller.enqueue(out);
         }
       },
       cancel(reason) {
@@ -115,8 +102,8 @@ export function passThroughSse(
 
   function end(controller: ReadableStreamDefaultController<Uint8Array>, outcome: "cut" | "stalled") {
     if (finished) return;
-    const rest = tap === null ? held : tap.flush();
-    if (rest !== null && rest.byteLength > 0) controller.enqueue(rest);
+    const rest = tap?.flush() ?? null;
+    if (rest !== null) controller.enqueue(rest);
     const message =
       outcome === "stalled"
         ? `upstream sent nothing for ${idleTimeoutMs} ms; the reply is incomplete`
@@ -131,16 +118,4 @@ export function passThroughSse(
   }
 
   return { body, done, firstContentAt: () => firstContentAt };
-}
-
-function endsLine(chunk: Uint8Array): boolean {
-  const last = chunk[chunk.byteLength - 1];
-  return last === LF || last === CR;
-}
-
-function join(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a, 0);
-  out.set(b, a.byteLength);
-  return out;
 }

@@ -40,7 +40,6 @@ export function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
       headers: c.req.raw.headers,
       body: c.get("body"),
       shape: "openai",
-      alignLines: false,
       account,
       dropUsageChunk,
     },

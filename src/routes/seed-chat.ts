@@ -70,7 +70,6 @@ export async function seedChat(c: Context<AppEnv>): Promise<Response> {
       headers: c.req.raw.headers,
       body: JSON.stringify(body),
       shape: "seed",
-      alignLines: true,
       account: true,
       dropUsageChunk,
     },

@@ -55,6 +55,17 @@ describe("accounting", () => {
     expect(row?.cost_usd).toBeCloseTo(0.000435, 9);
   });
 
+  it("writes no record with RECORD_USAGE=false, and still logs the usage", async () => {
+    mockUpstream(() => openaiJson({ usage: USAGE }, 200, { "x-request-id": "req_not_recorded" }));
+    const { response, settled } = await call(postJson("/v1/chat/completions", CHAT, newClient()), {
+      RECORD_USAGE: "false",
+    });
+    await text(response);
+    await settled();
+    expect(await ledger("req_not_recorded")).toBeUndefined();
+    expect(requestLogs()[0]).toMatchObject({ promptTokens: 1000 });
+  });
+
   it("records an unknown model with cost null, not a guess", async () => {
     mockUpstream(() => openaiJson({ usage: USAGE }, 200, { "x-request-id": "req_unknown_model" }));
     const { response, settled } = await call(

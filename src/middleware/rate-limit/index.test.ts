@@ -88,6 +88,17 @@ describe("rateLimit", () => {
     await text(after.response);
   });
 
+  it("counts nothing with RATE_LIMIT_RPM=0 and MAX_CONCURRENT_STREAMS=0", async () => {
+    mockUpstream(() => openaiJson({ ok: true }));
+    const client = newClient();
+    const vars = { RATE_LIMIT_RPM: "0", MAX_CONCURRENT_STREAMS: "0" };
+    const results = await Promise.all(
+      Array.from({ length: 30 }, () => call(postJson("/v1/chat/completions", CHAT, client), vars)),
+    );
+    expect(results.every((r) => r.response.status === 200)).toBe(true);
+    expect(results[0]?.response.headers.get("x-ratelimit-limit-requests")).toBeNull();
+  });
+
   it("keeps preflights and /health away from the limiter", async () => {
     const client = newClient();
     const vars = { RATE_LIMIT_RPM: "1" };

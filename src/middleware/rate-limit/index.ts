@@ -21,21 +21,26 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
     const config = c.get("config");
     const client = c.get("client");
     const perKey = client.kind === "key" ? config.keyLimits.get(client.name) : undefined;
-    const limits = {
-      rpm: client.rpm ?? perKey?.rpm ?? config.rateLimitRpm,
-      maxStreams: perKey?.maxStreams ?? config.maxConcurrentStreams,
-      tokensPerDay: client.tpd ?? perKey?.tokensPerDay ?? config.dailyTokenBudget,
-    };
+    const rpm = client.rpm ?? perKey?.rpm ?? config.rateLimitRpm;
+    const maxStreams = perKey?.maxStreams ?? config.maxConcurrentStreams;
+    const tokensPerDay = client.tpd ?? perKey?.tokensPerDay ?? config.dailyTokenBudget;
     const json = requestJson(c);
     const stream = json?.stream === true;
+    // 0 means no limit: with nothing to count, the Durable Object is not asked at all.
+    if (rpm === 0 && (maxStreams === 0 || !stream) && tokensPerDay === null) return next();
+    const limits = {
+      rpm: rpm === 0 ? Number.MAX_SAFE_INTEGER : rpm,
+      maxStreams: maxStreams === 0 ? Number.MAX_SAFE_INTEGER : maxStreams,
+      tokensPerDay,
+    };
     const limiter = limiterFor(c.env.RATE_LIMITER, client.id);
-    const reserve = limits.tokensPerDay === null ? 0 : reservation(c.get("body"), json, config);
+    const reserve = tokensPerDay === null ? 0 : reservation(c.get("body"), json, config);
     const admission = await limiter.acquire(limits, stream, reserve);
     const headers = rateLimitHeaders(admission);
     if (!admission.ok && admission.reason === "budget") {
       throw new ProxyError(
         429,
-        `${client.name} has spent its daily budget of ${limits.tokensPerDay} tokens; it renews at 00:00 UTC.`,
+        `${client.name} has spent its daily budget of ${tokensPerDay} tokens; it renews at 00:00 UTC.`,
         { type: "insufficient_quota", code: "insufficient_quota", headers },
       );
     }

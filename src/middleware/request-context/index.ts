@@ -64,7 +64,6 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
     const path = c.req.path;
     const client = c.get("client");
     const config = getConfig(c.env);
-    const db = c.env.USAGE_DB;
     const finish = (outcome: StreamOutcome | undefined, accounting: Accounting | null | undefined) => {
       const failed = outcome === "cut" || outcome === "stalled";
       const error = failed ? `upstream_${outcome === "cut" ? "interrupted" : "stalled"}` : info.error;
@@ -98,8 +97,8 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
         };
         console.log(JSON.stringify(line));
       }
-      if (client === undefined || db === undefined) return;
-      return writeUsage(db, {
+      if (client === undefined || !config.recordUsage) return;
+      return writeUsage(c.env.USAGE_DB, {
         ts: info.startedAt,
         requestId,
         client: client.name,

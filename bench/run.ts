@@ -32,6 +32,8 @@ const STREAM_BODY = JSON.stringify({
   model: "gpt-4o-mini",
   messages: [{ role: "user", content: "Stream me thirty pieces please" }],
   stream: true,
+  // Asked by the client, so the proxy adds nothing and the bytes can be compared with A's.
+  stream_options: { include_usage: true },
 });
 const JSON_TYPE = { "content-type": "application/json" };
 const headersFor = (arm: Arm) => ({ ...JSON_TYPE, authorization: arm.authorization });

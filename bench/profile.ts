@@ -79,7 +79,7 @@ function wranglerVars(): Record<string, string> {
 }
 
 const VARS = wranglerVars();
-const API_KEY = "sk-bench-0123456789abcdefghijklmnopqrstuvwxyz";
+const API_KEY = "sk-bench-not-a-real-key-0123";
 const ALLOWED = ["https://app.example.com", "https://admin.example.com", "https://*.example.org"];
 const makeEnv = (overrides: Record<string, string> = {}): Bindings =>
   ({ ...VARS, OPENAI_API_KEY: API_KEY, ...overrides }) as unknown as Bindings;

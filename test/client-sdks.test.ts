@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DevProxy, startWranglerDev } from "../scripts/lib/wrangler-dev";
 import { type FakeOpenAI, type RecordedRequest, startFakeOpenAI } from "./fake-openai/server";
 
-const KEY = "sk-e2e-client-sdks-key-5a4b3c2d1e0f9a8b7c6d";
+const KEY = "sk-e2e-client-sdks-fake-key-5a4b";
 /** What the clients send as their own key: the proxy drops it and sends KEY upstream. */
 const PLACEHOLDER = "sk-client-side-placeholder";
 /** Slows the fake's stream down so that "incremental" means something: one SSE event every 30 ms. */

@@ -81,8 +81,10 @@ function wranglerVars(): Record<string, string> {
 const VARS = wranglerVars();
 const API_KEY = "sk-bench-not-a-real-key-0123";
 const ALLOWED = ["https://app.example.com", "https://admin.example.com", "https://*.example.org"];
+/** The request path alone, as the benchmark's arm C: no Durable Object and no D1 in Node. */
+const NO_STORAGE = { RATE_LIMIT_RPM: "0", MAX_CONCURRENT_STREAMS: "0", RECORD_USAGE: "false" };
 const makeEnv = (overrides: Record<string, string> = {}): Bindings =>
-  ({ ...VARS, OPENAI_API_KEY: API_KEY, ...overrides }) as unknown as Bindings;
+  ({ ...VARS, ...NO_STORAGE, OPENAI_API_KEY: API_KEY, ...overrides }) as unknown as Bindings;
 
 /** `waitUntil` drops the promise: the log line of a stream is written when the stream ends anyway. */
 const ctx: ExecutionContext = { waitUntil(_promise) {}, passThroughOnException() {}, props: {} };

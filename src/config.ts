@@ -1,5 +1,5 @@
 import type { Env } from "./env";
-import { type KeyLimits, parseKeyLimits } from "./limits";
+import { type KeyLimits, parseKeyLimits } from "./limits/key-limits";
 import { type AuthSettings, parseAuthSettings } from "./middleware/client-auth";
 import { type OriginPolicy, parseOrigins } from "./middleware/cors/origins";
 import { compilePatterns } from "./middleware/policy/patterns";

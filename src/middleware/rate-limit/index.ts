@@ -1,7 +1,9 @@
 import type { MiddlewareHandler } from "hono";
 import type { ReadyConfig } from "../../config";
 import { ProxyError } from "../../errors";
-import { limiterFor, rateLimitHeaders } from "../../limits";
+// The modules, not the index: the index also exports the Durable Object class, which needs cloudflare:workers.
+import { limiterFor } from "../../limits/client";
+import { rateLimitHeaders } from "../../limits/headers";
 import type { AppEnv, RequestBody } from "../../types";
 import { requestJson } from "../body-limit";
 

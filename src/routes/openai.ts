@@ -24,12 +24,17 @@ export function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
     throw new ProxyError(404, `${c.req.method} ${c.req.path} is not a route of this proxy`, { code: "unknown_url" });
   }
   const path = rawPath.slice("/v1".length);
+  // Decisions follow the decoded path, as the policy's do: `/v1/chat/%63ompletions` is still counted.
+  const endpoint = c.req.path.slice("/v1".length);
   const info = c.get("info");
   const json = requestJson(c);
   if (typeof json?.model === "string") info.model = json.model;
-  const account = c.req.method === "POST" && ACCOUNTED.has(path);
+  const account = c.req.method === "POST" && ACCOUNTED.has(endpoint);
   const dropUsageChunk =
-    account && json !== undefined && (path === "/chat/completions" || path === "/completions") && askForUsage(json);
+    account &&
+    json !== undefined &&
+    (endpoint === "/chat/completions" || endpoint === "/completions") &&
+    askForUsage(json);
   if (dropUsageChunk) c.set("body", encoder.encode(JSON.stringify(json)));
   return forward(
     c.get("config"),

@@ -9,7 +9,7 @@ import { parseJsonObject } from "./json";
 import { askForUsage } from "./usage-option";
 
 /** Reasoning models reject `temperature` and `max_tokens`, so the seed's defaults are never added for them. */
-const REASONING_MODEL = /^(o1|o3|o4|gpt-5)/;
+const REASONING_MODEL = /^(ft:)?(o\d|gpt-5)/;
 
 /**
  * Fills the seed's defaults into a chat request, only where the client left a field out:

@@ -98,6 +98,15 @@ describe("accounting", () => {
     });
   });
 
+  it("counts a stream whose path is percent-encoded like any other", async () => {
+    const sse = controllableSse();
+    const upstream = mockUpstream(() => sse.response);
+    const { response } = await call(postJson("/v1/chat/%63ompletions", { ...CHAT, stream: true }, newClient()));
+    expect(await upstream[0]?.json()).toMatchObject({ stream_options: { include_usage: true } });
+    sse.end();
+    await text(response);
+  });
+
   it("leaves the usage chunk in place for a client that asked for it", async () => {
     const sse = controllableSse({ "x-request-id": "req_stream_asked" });
     const upstream = mockUpstream(() => sse.response);
@@ -172,6 +181,14 @@ describe("daily token budgets", () => {
     expect(await json(second.response)).toMatchObject({
       error: { type: "insufficient_quota", code: "insufficient_quota" },
     });
+  });
+
+  it("holds a request without an output cap to the output it reserved", async () => {
+    const upstream = mockUpstream(() =>
+      openaiJson({ usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }),
+    );
+    await call(postJson("/v1/chat/completions", CHAT, newClient()), { DAILY_TOKEN_BUDGET: "100000" });
+    expect(await upstream[0]?.json()).toMatchObject({ max_tokens: 4096 });
   });
 
   it("lets at most one reservation past the budget under 50 concurrent requests", async () => {

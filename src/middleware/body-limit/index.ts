@@ -33,7 +33,8 @@ export async function readBody(request: Request, maxBytes: number): Promise<Requ
       await request.body.cancel().catch(() => {});
       throw tooLarge();
     }
-    if (!(request.headers.get("content-type") ?? "").startsWith("application/json") && Number.isSafeInteger(length)) {
+    const json = (request.headers.get("content-type") ?? "").toLowerCase().startsWith("application/json");
+    if (!json && Number.isSafeInteger(length)) {
       return request.body.pipeThrough(new FixedLengthStream(length));
     }
     return new Uint8Array(await request.arrayBuffer());

@@ -27,6 +27,7 @@ describe("capOutput", () => {
     ["/chat/completions", "gpt-4o-mini", "max_tokens"],
     ["/chat/completions", "o3-mini", "max_completion_tokens"],
     ["/chat/completions", "gpt-5", "max_completion_tokens"],
+    ["/chat/completions", "ft:o4-mini-2025-04-16:org::abc", "max_completion_tokens"],
     ["/responses", "gpt-4o", "max_output_tokens"],
     ["/completions", "gpt-3.5-turbo-instruct", "max_tokens"],
   ])("sets the cap on %s for %s in %s", (path, model, field) => {
@@ -67,6 +68,16 @@ describe("policy in the pipeline", () => {
     expect(body.error.code).toBe("model_not_allowed");
     expect(body.error.message).toContain("gpt-4o");
     expect(body.error.message).not.toContain("gpt-4.1");
+    expect(upstream).toHaveLength(0);
+  });
+
+  it("reads a JSON body whatever the case of its media type", async () => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    const { response } = await call(
+      postJson("/v1/chat/completions", { ...CHAT, model: "gpt-4o" }, { "content-type": "Application/JSON" }),
+      { ALLOWED_MODELS: "gpt-4o-mini" },
+    );
+    expect(response.status).toBe(403);
     expect(upstream).toHaveLength(0);
   });
 

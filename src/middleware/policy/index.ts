@@ -5,7 +5,7 @@ import { requestJson } from "../body-limit";
 import { compilePatterns, matchesAny } from "./patterns";
 
 /** Reasoning models take `max_completion_tokens`, not `max_tokens`. */
-const REASONING_MODEL = /^(o1|o3|o4|gpt-5)/;
+const REASONING_MODEL = /^(ft:)?(o\d|gpt-5)/;
 const OUTPUT_FIELDS = ["max_tokens", "max_completion_tokens", "max_output_tokens"] as const;
 
 /**

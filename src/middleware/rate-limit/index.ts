@@ -6,6 +6,7 @@ import { limiterFor } from "../../limits/client";
 import { rateLimitHeaders } from "../../limits/headers";
 import type { AppEnv, RequestBody } from "../../types";
 import { requestJson } from "../body-limit";
+import { capOutput } from "../policy";
 
 /**
  * Counts every authenticated request against its client's per-minute limit, and every stream
@@ -36,7 +37,15 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
       tokensPerDay,
     };
     const limiter = limiterFor(c.env.RATE_LIMITER, client.id);
-    const reserve = tokensPerDay === null ? 0 : reservation(c.get("body"), json, config);
+    let reserve = 0;
+    if (tokensPerDay !== null) {
+      // Nothing may spend more than it reserved: a request without an output cap gets the reserved one.
+      const endpoint = c.req.path === "/" ? "/chat/completions" : c.req.path.slice("/v1".length);
+      if (json !== undefined && capOutput(json, endpoint, config.maxOutputTokens ?? DEFAULT_OUTPUT_RESERVATION)) {
+        c.set("body", encoder.encode(JSON.stringify(json)));
+      }
+      reserve = reservation(c.get("body"), json, config);
+    }
     const admission = await limiter.acquire(limits, stream, reserve);
     const headers = rateLimitHeaders(admission);
     if (!admission.ok && admission.reason === "budget") {
@@ -67,24 +76,44 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
     for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value);
     const { slot, reservation: reserved } = admission;
     const info = c.get("info");
-    if (slot !== null) c.executionCtx.waitUntil((info.done ?? Promise.resolve()).then(() => limiter.release(slot)));
+    if (slot !== null) {
+      c.executionCtx.waitUntil(
+        (info.done ?? Promise.resolve()).then(() => retryOnce("release a stream slot", () => limiter.release(slot))),
+      );
+    }
     if (reserved !== null) {
       const settled = (info.accounting ?? Promise.resolve(null)).then((accounting) =>
-        limiter.settle(reserved, accounting === null ? null : accounting.tokens),
+        retryOnce("settle a token reservation", () =>
+          limiter.settle(reserved, accounting === null ? null : accounting.tokens),
+        ),
       );
       c.executionCtx.waitUntil(settled);
     }
   };
 }
 
-/** Reserved before forwarding: the request's output cap (or the proxy's, or 4096) plus about a token per 4 bytes of input. */
+/** Reserved before forwarding: the request's output cap (or the proxy's, or 4096) for each of its `n` choices, plus about a token per 4 bytes of input. */
 function reservation(body: RequestBody, json: Record<string, unknown> | undefined, config: ReadyConfig): number {
   const input = body instanceof Uint8Array ? Math.ceil(body.byteLength / 4) : 0;
   const asked = [json?.max_tokens, json?.max_completion_tokens, json?.max_output_tokens].find(
     (v) => typeof v === "number",
   );
   const output = typeof asked === "number" ? asked : (config.maxOutputTokens ?? DEFAULT_OUTPUT_RESERVATION);
-  return input + output;
+  const choices = typeof json?.n === "number" && json.n > 1 ? json.n : 1;
+  return input + output * choices;
+}
+
+/** A Durable Object call after the response, tried twice (it can fail while the object restarts, e.g. during a deploy), then logged. */
+function retryOnce(what: string, call: () => Promise<void> | void): Promise<void> {
+  const attempt = async () => {
+    await call();
+  };
+  return attempt()
+    .catch(attempt)
+    .catch((error: unknown) => {
+      console.error(JSON.stringify({ level: "error", msg: `could not ${what}`, error: String(error) }));
+    });
 }
 
 const DEFAULT_OUTPUT_RESERVATION = 4096;
+const encoder = new TextEncoder();

@@ -81,6 +81,16 @@ async function main(): Promise<void> {
   const [, bare] = arms;
   /** C: the request path alone; D: the default configuration (limiter, usage ledger); E: D with keys, allowlist, cap and budget. */
   const names = ["A", "B", "C", "D", "E"] as const;
+  // Ctrl-C stops every process the benchmark started, the fake upstream's included.
+  const stopAll = async () => {
+    for (const arm of arms) await arm.stop().catch(() => {});
+    await fake.stop();
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      stopAll().finally(() => process.exit(130));
+    });
+  }
   try {
     for (const arm of arms) await throughput(arm, 10, 1); // warm-up
     const rate = Math.max(50, Math.round(0.5 * (await throughput(bare as Arm, 10, SECONDS))));
@@ -140,8 +150,7 @@ async function main(): Promise<void> {
     writeFileSync(join(outDir, "RESULTS.md"), renderMarkdown(results));
     process.stdout.write(`\nwrote ${join(outDir, "results/latest.json")} and ${join(outDir, "RESULTS.md")}\n`);
   } finally {
-    for (const arm of arms) await arm.stop();
-    await fake.stop();
+    await stopAll();
   }
 }
 

@@ -4,6 +4,7 @@ import { promisify } from "node:util";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DevProxy, ROOT, startWranglerDev } from "../scripts/lib/wrangler-dev";
+import type { ReportRow } from "../src/usage/report";
 import { type FakeOpenAI, startFakeOpenAI } from "./fake-openai/server";
 
 const KEY = "sk-usage-e2e-upstream-key-77aa88bb99cc";
@@ -11,15 +12,6 @@ const CLIENT_KEY = "pk_reports_0123456789abcdef0123";
 const ADMIN = "admin-token-for-the-usage-e2e-test";
 let fake: FakeOpenAI;
 let proxy: DevProxy;
-
-type Row = {
-  key: string;
-  requests: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-  cost_usd: number | null;
-};
 
 beforeAll(async () => {
   fake = await startFakeOpenAI();
@@ -38,14 +30,14 @@ afterAll(async () => {
 });
 
 /** The admin report, once it holds `requests` requests: records are written just after each response. */
-async function reportWith(requests: number, groupBy: string): Promise<Row[]> {
+async function reportWith(requests: number, groupBy: string): Promise<ReportRow[]> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const response = await fetch(`${proxy.url}/admin/usage?group_by=${groupBy}`, {
       headers: { authorization: `Bearer ${ADMIN}` },
     });
     expect(response.status).toBe(200);
-    const report = (await response.json()) as { rows: Row[] };
+    const report = (await response.json()) as { rows: ReportRow[] };
     const total = report.rows.reduce((n, row) => n + row.requests, 0);
     if (total >= requests || Date.now() > deadline) return report.rows;
     await new Promise((next) => setTimeout(next, 50));

@@ -67,9 +67,6 @@ export function renderMarkdown(r: Results): string {
   const growth = (memC.growthMiB ?? 0) - (memB.growthMiB ?? 0);
   const perStream = (memC.perStreamKiB ?? 0) - (memB.perStreamKiB ?? 0);
   const gzipKiB = r.bundle.gzipBytes / 1024;
-  const defaultTput = Math.min(m(D, "rps10") / m(B, "rps10"), m(D, "rps50") / m(B, "rps50"));
-  const guardedTput = Math.min(m(E, "rps10") / m(B, "rps10"), m(E, "rps50") / m(B, "rps50"));
-  const memD = r.memory.D ?? {};
   const targets = [
     ["Added p50 latency, C−B ≤ 0.5 ms", `${fmt(addedP50)} ms`, pass(addedP50 <= 0.5)],
     ["Added p99 latency, C−B ≤ 2 ms", `${fmt(addedP99)} ms`, pass(addedP99 <= 2)],

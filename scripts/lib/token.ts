@@ -1,5 +1,6 @@
 import { SignJWT } from "jose";
 import { MIN_JWT_SECRET_LENGTH } from "../../src/middleware/client-auth/settings";
+import { isSerializedOrigin } from "../../src/middleware/cors/origins";
 
 /** What a client token carries; the same claims the proxy checks. */
 export type TokenOptions = {
@@ -42,7 +43,7 @@ export async function mintToken(options: TokenOptions): Promise<string> {
     claims.models = options.models;
   }
   if (options.origin !== undefined) {
-    if (!isOrigin(options.origin)) {
+    if (!isSerializedOrigin(options.origin)) {
       throw new Error(`origin must be an origin such as https://app.example.com (got "${options.origin}")`);
     }
     claims.origin = options.origin;
@@ -78,13 +79,4 @@ export function parseTtl(text: string): number {
     throw new Error(`--ttl must be a positive number with a unit: 30s, 15m, 1h or 7d (got "${text}")`);
   }
   return amount * UNITS[unit];
-}
-
-function isOrigin(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return (url.protocol === "https:" || url.protocol === "http:") && url.origin === value;
-  } catch {
-    return false;
-  }
 }

@@ -101,7 +101,6 @@ export async function forward(
   }
 
   const contentType = upstream.headers.get("content-type") ?? "";
-  const inputEstimate = estimateTokens(call.body);
   if (upstream.body !== null && contentType.startsWith("text/event-stream")) {
     const responseHeaders = keptHeaders(upstream.headers, false);
     responseHeaders.set("cache-control", "no-cache, no-transform");
@@ -119,7 +118,10 @@ export async function forward(
         const first = firstContentAt();
         return {
           usage,
-          tokens: usage === null ? inputEstimate + tap.contentEvents : usage.promptTokens + usage.completionTokens,
+          tokens:
+            usage === null
+              ? estimateTokens(call.body) + tap.contentEvents
+              : usage.promptTokens + usage.completionTokens,
           incomplete: outcome !== "complete" || usage === null,
           ttftMs: first === null ? null : first - info.startedAt,
         };

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { concatBytes } from "../bytes";
 import { createStreamTap } from "../usage/stream-tap";
 import { passThroughSse, type SseOptions } from "./sse";
 
@@ -42,16 +43,6 @@ async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array[]
   return chunks;
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}
-
 describe("passThroughSse", () => {
   it("passes upstream's chunks through exactly as they came, split lines included", async () => {
     for (let cut = 1; cut < STREAM.byteLength; cut++) {
@@ -67,7 +58,7 @@ describe("passThroughSse", () => {
       const chunks = [STREAM.slice(0, cut), STREAM.slice(cut)];
       const { body, done } = passThroughSse(streamOf(chunks), tapped());
       const out = await collect(body);
-      expect(concat(out)).toEqual(STREAM);
+      expect(concatBytes(out)).toEqual(STREAM);
       // Whole events stay as they came; a split event is joined, so every chunk ends an event.
       for (const chunk of out) expect(chunk.slice(-2)).toEqual(Uint8Array.of(0x0a, 0x0a));
       // Everything whole before the cut goes at once; the split event follows, whole, with the rest.
@@ -86,13 +77,13 @@ describe("passThroughSse", () => {
     const chunks = [...STREAM].map((byte) => Uint8Array.of(byte));
     const { body } = passThroughSse(streamOf(chunks), tapped());
     const out = await collect(body);
-    expect(concat(out)).toEqual(STREAM);
+    expect(concatBytes(out)).toEqual(STREAM);
     expect(out.map((c) => new TextDecoder().decode(c))).toEqual(new TextDecoder().decode(STREAM).split(/(?<=\n\n)/));
   });
 
   it("passes on the end of a stream that does not end a line", async () => {
     const out = await collect(passThroughSse(streamOf([encoder.encode("data: 1\n\ndata: x")]), tapped()).body);
-    expect(new TextDecoder().decode(concat(out))).toBe("data: 1\n\ndata: x");
+    expect(new TextDecoder().decode(concatBytes(out))).toBe("data: 1\n\ndata: x");
   });
 
   it("forwards each chunk as soon as it arrives, before upstream has finished", async () => {
@@ -113,7 +104,7 @@ describe("passThroughSse", () => {
 
   it("ends a stream that upstream cut with an SSE error event, never a clean end", async () => {
     const { body, done } = passThroughSse(streamOf([STREAM.slice(0, 40)], "error"), RAW);
-    const text = new TextDecoder().decode(concat(await collect(body)));
+    const text = new TextDecoder().decode(concatBytes(await collect(body)));
     expect(text.startsWith(new TextDecoder().decode(STREAM.slice(0, 40)))).toBe(true);
     const last = text.trimEnd().split("\n").at(-1) ?? "";
     expect(JSON.parse(last.slice("data: ".length))).toEqual({
@@ -132,7 +123,7 @@ describe("passThroughSse", () => {
     const { body } = passThroughSse(streamOf([STREAM.slice(0, 40)], "error"), { ...tapped(), shape: "seed" });
     const last =
       new TextDecoder()
-        .decode(concat(await collect(body)))
+        .decode(concatBytes(await collect(body)))
         .trimEnd()
         .split("\n")
         .at(-1) ?? "";
@@ -165,7 +156,7 @@ describe("passThroughSse", () => {
       },
     });
     const { body, done } = passThroughSse(upstream, { ...RAW, idleTimeoutMs: 20 });
-    const text = new TextDecoder().decode(concat(await collect(body)));
+    const text = new TextDecoder().decode(concatBytes(await collect(body)));
     expect(text).toMatch(/^data: 1\n\n\n\ndata: \{"error":\{.*"code":"upstream_stalled"\}\}\n\n$/);
     expect(await done).toBe("stalled");
     expect(cancelled).toBe(true);

@@ -2,14 +2,11 @@ import type { Context } from "hono";
 import type { Config } from "../config";
 import { ProxyError } from "../errors";
 import { requestJson } from "../middleware/body-limit";
-import { checkPath, enforceRequestPolicy } from "../middleware/policy";
+import { checkPath, enforceRequestPolicy, REASONING_MODEL } from "../middleware/policy";
 import { forward } from "../proxy/forward";
 import type { AppEnv } from "../types";
 import { parseJsonObject } from "./json";
 import { askForUsage } from "./usage-option";
-
-/** Reasoning models reject `temperature` and `max_tokens`, so the seed's defaults are never added for them. */
-const REASONING_MODEL = /^(ft:)?(o\d|gpt-5)/;
 
 /**
  * Fills the seed's defaults into a chat request, only where the client left a field out:

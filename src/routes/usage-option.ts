@@ -1,3 +1,5 @@
+import { isRecord } from "../usage/usage";
+
 /**
  * Asks a streaming chat request for its usage (`stream_options.include_usage`) when the client
  * did not, so that every stream's tokens are counted. Returns true when it changed `request`:
@@ -9,8 +11,8 @@
 export function askForUsage(request: Record<string, unknown>): boolean {
   if (request.stream !== true) return false;
   const options = request.stream_options;
-  const current = typeof options === "object" && options !== null && !Array.isArray(options) ? options : {};
-  if ((current as Record<string, unknown>).include_usage === true) return false;
+  const current = isRecord(options) ? options : {};
+  if (current.include_usage === true) return false;
   request.stream_options = { ...current, include_usage: true };
   return true;
 }

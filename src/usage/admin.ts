@@ -1,4 +1,5 @@
 import { Hono, type MiddlewareHandler } from "hono";
+import type { Env } from "../env";
 import { ProxyError } from "../errors";
 import type { AppEnv } from "../types";
 import { parseReportQuery, usageReport } from "./report";
@@ -56,10 +57,8 @@ export function adminAuth(): MiddlewareHandler<AppEnv> {
 }
 
 /** `ADMIN_TOKEN`, trimmed; undefined when unset or empty. */
-function adminToken(env: object): string | undefined {
-  // Until src/env.ts declares the secret, read it through a typed view of the bindings.
-  const value = (env as { ADMIN_TOKEN?: unknown }).ADMIN_TOKEN;
-  return typeof value === "string" && value.trim() !== "" ? value.trim() : undefined;
+function adminToken(env: Env): string | undefined {
+  return env.ADMIN_TOKEN?.trim() || undefined;
 }
 
 /** Compares SHA-256 digests, so the comparison takes the same time whatever was sent and however much of it matched. */

@@ -1,3 +1,4 @@
+import { isRecord } from "./usage";
 /** A model's list price in USD per million tokens. */
 export type Price = {
   input: number;
@@ -65,7 +66,7 @@ export function parseModelPrices(raw: string | undefined): { prices: ReadonlyMap
   } catch {
     return { prices, errors: ['MODEL_PRICES must be JSON, e.g. {"my-model": {"input": 1, "output": 2}}'] };
   }
-  if (!isObject(parsed)) {
+  if (!isRecord(parsed)) {
     return { prices, errors: ["MODEL_PRICES must be a JSON object of model names to prices"] };
   }
 
@@ -75,7 +76,7 @@ export function parseModelPrices(raw: string | undefined): { prices: ReadonlyMap
       errors.push(`MODEL_PRICES has a model name that is empty or has surrounding spaces ("${model}")`);
       continue;
     }
-    if (!isObject(entry)) {
+    if (!isRecord(entry)) {
       errors.push(`${at} must be an object like {"input": 1, "cached_input": 0.5, "output": 2}`);
       continue;
     }
@@ -132,8 +133,4 @@ export function costUsd(model: string | null, usage: TokenCounts, prices: Readon
   const cached = Math.min(Math.max(usage.cachedTokens, 0), usage.promptTokens);
   const uncached = usage.promptTokens - cached;
   return (uncached * price.input + cached * price.cachedInput + usage.completionTokens * price.output) / 1_000_000;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { concatBytes } from "../bytes";
 import { createStreamTap, type StreamTap } from "./stream-tap";
 import type { Usage } from "./usage";
 
@@ -151,16 +152,6 @@ function run(chunks: Uint8Array[], dropUsageChunk: boolean): Run {
   return { out, rest: tap.flush(), tap };
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}
-
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
@@ -174,7 +165,7 @@ const CR = 0x0d;
  * the forwarded stream, a lone blank line right after an event included.
  */
 function allEndEvents(out: Uint8Array[]): boolean {
-  const all = concat(out);
+  const all = concatBytes(out);
   const at = (i: number) => (i < 0 ? LF : all[i]);
   let end = 0;
   for (const chunk of out) {
@@ -211,7 +202,7 @@ function expectExactAtEverySplit(stream: string, expected: Expected) {
       runs++;
       const { out, rest, tap } = run(chunks, dropUsageChunk);
       const where = `${chunks.length} chunks, the first ${chunks[0]?.byteLength} bytes, dropUsageChunk ${dropUsageChunk}:`;
-      if (!sameBytes(concat(out), want)) failures.push(`${where} bytes differ`);
+      if (!sameBytes(concatBytes(out), want)) failures.push(`${where} bytes differ`);
       if (rest !== null) failures.push(`${where} flush returned ${rest.byteLength} bytes`);
       if (!allEndEvents(out)) failures.push(`${where} a forwarded chunk ends mid-event`);
       if (JSON.stringify(tap.usage) !== JSON.stringify(expected.usage))
@@ -298,7 +289,7 @@ describe("createStreamTap", () => {
   it("removes the usage chunk from the middle of a chunk", () => {
     const stream = encoder.encode(CHAT_EVENTS.slice(-3).join(""));
     const { out } = run([stream], true);
-    expect(decoder.decode(concat(out))).toBe(`${CHAT_EVENTS.at(-3)}data: [DONE]\n\n`);
+    expect(decoder.decode(concatBytes(out))).toBe(`${CHAT_EVENTS.at(-3)}data: [DONE]\n\n`);
   });
 
   it("holds a partial event and returns it from flush when the stream is cut, with no usage", () => {
@@ -306,7 +297,7 @@ describe("createStreamTap", () => {
     const cut = CHAT.indexOf(CHAT_USAGE_EVENT) + 40;
     const cutAt = encoder.encode(CHAT.slice(0, cut)).byteLength;
     const { out, rest, tap } = run([bytes.slice(0, cutAt - 10), bytes.slice(cutAt - 10, cutAt)], true);
-    expect(decoder.decode(concat(out))).toBe(CHAT_EVENTS.slice(0, 7).join(""));
+    expect(decoder.decode(concatBytes(out))).toBe(CHAT_EVENTS.slice(0, 7).join(""));
     expect(decoder.decode(rest ?? new Uint8Array())).toBe(CHAT_USAGE_EVENT.slice(0, 40));
     expect(tap.usage).toBeNull();
     expect(tap.events).toBe(7);
@@ -318,8 +309,8 @@ describe("createStreamTap", () => {
     const bytes = encoder.encode(CHAT);
     const cutAt = encoder.encode(CHAT_EVENTS.slice(0, 3).join("") + CHAT_EVENTS[3]?.slice(0, 30)).byteLength;
     const { out, rest, tap } = run([bytes.slice(0, cutAt)], false);
-    expect(decoder.decode(concat(out))).toBe(CHAT_EVENTS.slice(0, 3).join(""));
-    expect(concat([...out, rest ?? new Uint8Array()])).toEqual(bytes.slice(0, cutAt));
+    expect(decoder.decode(concatBytes(out))).toBe(CHAT_EVENTS.slice(0, 3).join(""));
+    expect(concatBytes([...out, rest ?? new Uint8Array()])).toEqual(bytes.slice(0, cutAt));
     expect(tap.usage).toBeNull();
     expect(tap.events).toBe(3);
     expect(tap.contentEvents).toBe(2);
@@ -340,7 +331,7 @@ describe("createStreamTap", () => {
       'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}\n\n',
     ].join("");
     const { out, tap } = run([encoder.encode(stream)], true);
-    expect(decoder.decode(concat(out))).toBe(stream.slice(0, stream.indexOf('data: {"choices": []')));
+    expect(decoder.decode(concatBytes(out))).toBe(stream.slice(0, stream.indexOf('data: {"choices": []')));
     expect(tap.usage).toEqual({
       promptTokens: 3,
       completionTokens: 1,

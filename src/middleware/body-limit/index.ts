@@ -1,6 +1,8 @@
 import type { Context, MiddlewareHandler } from "hono";
+import { concatBytes } from "../../bytes";
 import { ProxyError } from "../../errors";
 import type { AppEnv, RequestBody } from "../../types";
+import { isRecord } from "../../usage/usage";
 
 /**
  * Refuses request bodies over `MAX_BODY_BYTES` with 413 and puts the body in `c.var.body`.
@@ -53,13 +55,7 @@ export async function readBody(request: Request, maxBytes: number): Promise<Requ
     }
     chunks.push(value);
   }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return concatBytes(chunks);
 }
 
 const decoder = new TextDecoder();
@@ -79,7 +75,7 @@ export function requestJson(c: Context<AppEnv>): Record<string, unknown> | undef
   if (body instanceof Uint8Array && body.byteLength > 0) {
     try {
       const value: unknown = JSON.parse(decoder.decode(body));
-      if (typeof value === "object" && value !== null && !Array.isArray(value)) json = value as Record<string, unknown>;
+      if (isRecord(value)) json = value;
     } catch {
       // not JSON: leave it to upstream
     }

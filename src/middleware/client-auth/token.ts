@@ -1,5 +1,6 @@
 import { errors, jwtVerify } from "jose";
 import type { ProxyError } from "../../errors";
+import { isSerializedOrigin } from "../cors/origins";
 import { INCORRECT_KEY, unauthorized } from "./refuse";
 
 /** What a verified token says about its holder. */
@@ -77,7 +78,7 @@ function claimsOf(payload: Record<string, unknown>): TokenClaims {
     claims.models = models;
   }
   if (origin !== undefined) {
-    if (typeof origin !== "string" || !isOrigin(origin)) {
+    if (typeof origin !== "string" || !isSerializedOrigin(origin)) {
       throw invalidClaim("origin", "must be an origin such as https://app.example.com");
     }
     claims.origin = origin;
@@ -95,14 +96,4 @@ function claimsOf(payload: Record<string, unknown>): TokenClaims {
 
 function isPositiveInteger(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value > 0;
-}
-
-/** A serialized origin, as browsers send it in `Origin`: scheme, host, port, nothing else. */
-function isOrigin(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return (url.protocol === "https:" || url.protocol === "http:") && url.origin === value;
-  } catch {
-    return false;
-  }
 }

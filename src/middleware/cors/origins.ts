@@ -61,6 +61,11 @@ export function isOriginAllowed(policy: OriginPolicy, origin: string): boolean {
   );
 }
 
+/** Whether `value` is a serialized origin, as browsers send it in `Origin`: scheme, host, port, nothing else. */
+export function isSerializedOrigin(value: string): boolean {
+  return parseOrigin(value)?.origin === value;
+}
+
 function parseOrigin(value: string): URL | undefined {
   try {
     const url = new URL(value);

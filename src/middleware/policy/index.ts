@@ -4,8 +4,8 @@ import type { AppEnv } from "../../types";
 import { requestJson } from "../body-limit";
 import { compilePatterns, matchesAny } from "./patterns";
 
-/** Reasoning models take `max_completion_tokens`, not `max_tokens`. */
-const REASONING_MODEL = /^(ft:)?(o\d|gpt-5)/;
+/** Reasoning models (fine-tunes of them too) take `max_completion_tokens`, not `max_tokens`, and no `temperature`. */
+export const REASONING_MODEL = /^(ft:)?(o\d|gpt-5)/;
 const OUTPUT_FIELDS = ["max_tokens", "max_completion_tokens", "max_output_tokens"] as const;
 
 /**

@@ -31,7 +31,7 @@ export default defineConfig({
         // What crosses the network: a real `wrangler dev`, real SDKs, a real browser, the fake upstream.
         test: {
           name: "e2e",
-          include: ["test/**/*.test.ts"],
+          include: ["test/**/*.test.ts", "tools/**/*.test.ts"],
           environment: "node",
           testTimeout: 30_000,
           hookTimeout: 60_000,

@@ -10,7 +10,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { startFakeOpenAI } from "../test/fake-openai/server";
+import { startFakeOpenAI } from "../tools/fake-openai/server";
 import { startStaticServer } from "./lib/static-server";
 import { ROOT, startWranglerDev } from "./lib/wrangler-dev";
 

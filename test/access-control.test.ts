@@ -2,7 +2,7 @@ import OpenAI, { type APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mintToken } from "../scripts/lib/token";
 import { type DevProxy, startWranglerDev } from "../scripts/lib/wrangler-dev";
-import { type FakeOpenAI, startFakeOpenAI } from "./fake-openai/server";
+import { type FakeOpenAI, startFakeOpenAI } from "../tools/fake-openai/server";
 
 const KEY = "sk-access-e2e-upstream-key-1a2b3c4d5e6f";
 const BACKEND_KEY = "pk_backend_9f8e7d6c5b4a3f2e1d0c";

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startStaticServer } from "../scripts/lib/static-server";
 import { mintToken } from "../scripts/lib/token";
 import { type DevProxy, ROOT, startWranglerDev } from "../scripts/lib/wrangler-dev";
-import { type FakeOpenAI, startFakeOpenAI } from "./fake-openai/server";
+import { type FakeOpenAI, startFakeOpenAI } from "../tools/fake-openai/server";
 import { browserAvailable, launchChromium, openaiBrowserBundle, RESULTS_DIR } from "./support/browser";
 
 const KEY = "sk-browser-e2e-key-5a4b3c2d1e0f";

@@ -8,7 +8,7 @@ import { ChatOpenAI } from "@langchain/openai";
 import { generateText, jsonSchema, type LanguageModel, streamText, tool } from "ai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DevProxy, startWranglerDev } from "../scripts/lib/wrangler-dev";
-import { type FakeOpenAI, type RecordedRequest, startFakeOpenAI } from "./fake-openai/server";
+import { type FakeOpenAI, type RecordedRequest, startFakeOpenAI } from "../tools/fake-openai/server";
 
 const KEY = "sk-e2e-client-sdks-fake-key-5a4b";
 /** What the clients send as their own key: the proxy drops it and sends KEY upstream. */

@@ -1,7 +1,7 @@
 import OpenAI, { type APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DevProxy, startWranglerDev } from "../scripts/lib/wrangler-dev";
-import { type FakeOpenAI, startFakeOpenAI } from "./fake-openai/server";
+import { type FakeOpenAI, startFakeOpenAI } from "../tools/fake-openai/server";
 
 const KEY = "sk-e2e-upstream-key-9f8e7d6c5b4a39281706";
 let fake: FakeOpenAI;

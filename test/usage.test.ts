@@ -5,7 +5,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DevProxy, ROOT, startWranglerDev } from "../scripts/lib/wrangler-dev";
 import type { ReportRow } from "../src/usage/report";
-import { type FakeOpenAI, startFakeOpenAI } from "./fake-openai/server";
+import { type FakeOpenAI, startFakeOpenAI } from "../tools/fake-openai/server";
 
 const KEY = "sk-usage-e2e-upstream-key-77aa88bb99cc";
 const CLIENT_KEY = "pk_reports_0123456789abcdef0123";

@@ -20,7 +20,7 @@ export async function startFakeUpstream(
 ): Promise<{ origin: string; pid: number; stop: () => Promise<void> }> {
   const child: ChildProcess = spawn(
     process.execPath,
-    [join(ROOT, "node_modules/tsx/dist/cli.mjs"), join(ROOT, "test/fake-openai/cli.ts"), "--no-record"],
+    [join(ROOT, "node_modules/tsx/dist/cli.mjs"), join(ROOT, "tools/fake-openai/cli.ts"), "--no-record"],
     { env: { ...process.env, FAKE_OPENAI_DETERMINISTIC: "1" }, stdio: ["ignore", "pipe", "inherit"] },
   );
   const url = await new Promise<string>((resolve, reject) => {

@@ -120,7 +120,7 @@ ${memoryRows.join("\n")}
 
 ## How the arms were run
 
-- **A, direct**: the load generator talks to the project's fake OpenAI upstream (\`test/fake-openai\`, deterministic replies, nothing recorded) in its own Node process. The physical floor.
+- **A, direct**: the load generator talks to the project's fake OpenAI upstream (\`tools/fake-openai\`, deterministic replies, nothing recorded) in its own Node process. The physical floor.
 - **B, bare Worker**: \`bench/bare-worker.js\` (\`return fetch(upstream + path, request)\` and nothing else) on workerd through Miniflare's API, with the compatibility date and flags of \`wrangler.jsonc\`. The runtime floor.
 - **C, the proxy's request path**: the bundle that \`wrangler deploy --dry-run\` produces, on workerd through Miniflare's API with the same date, flags, vars, Durable Object and D1 as \`wrangler.jsonc\`, with the features that cost a storage round trip switched off (\`RATE_LIMIT_RPM=0\`, \`MAX_CONCURRENT_STREAMS=0\`: no Durable Object call; \`RECORD_USAGE=false\`: no D1 write) and everything else on: CORS, body limit, usage accounting and the log line (read and dropped, as a log shipper would).
 - **D, the default configuration**: C plus what \`wrangler.jsonc\` turns on by default: every request counted in the client's rate-limit Durable Object (with limits raised out of reach so that load tests are not refused) and one usage record per request written to D1 after the response. Both are local SQLite-backed services in Miniflare; on Cloudflare they are remote.

@@ -1,5 +1,5 @@
 /** Runs the fake OpenAI upstream standalone:
- *  tsx test/fake-openai/cli.ts --port 8787 [--ttft 200] [--gap 20] [--chunks 50] [--hold-end 0] [--no-record] */
+ *  tsx tools/fake-openai/cli.ts --port 8787 [--ttft 200] [--gap 20] [--chunks 50] [--hold-end 0] [--no-record] */
 import { parseArgs } from "node:util";
 import { startFakeOpenAI } from "./server.js";
 

@@ -283,21 +283,78 @@ const speech: Handler = (ctx, body) => {
   ctx.res.end();
 };
 
-const transcriptions: RawHandler = (ctx) => {
+/** Output tokens of one gpt-image image by quality and size, as OpenAI's image guide lists them. */
+const IMAGE_TOKENS: Record<string, Record<string, number>> = {
+  low: { "1024x1024": 272, "1024x1536": 408, "1536x1024": 400 },
+  medium: { "1024x1024": 1056, "1024x1536": 1584, "1536x1024": 1568 },
+  high: { "1024x1024": 4160, "1024x1536": 6240, "1536x1024": 6208 },
+};
+
+/** A transcription with the token usage of the gpt-4o transcribe models (whisper-1 reports a duration instead). */
+const transcriptions: RawHandler = async (ctx) => {
   const contentType = ctx.req.headers["content-type"] ?? "";
   if (!contentType.startsWith("multipart/form-data")) {
     sendError(ctx, 400, `Invalid Content-Type header (${contentType}), expected multipart/form-data.`);
     return;
   }
-  const file = parseMultipart(ctx.rec.body, contentType).find((p) => p.name === "file");
-  if (file) sendJson(ctx, 200, { text: `transcribed ${file.data.length} bytes` });
-  else missing(ctx, "file");
+  const parts = parseMultipart(ctx.rec.body, contentType);
+  const file = parts.find((p) => p.name === "file");
+  if (!file) return missing(ctx, "file");
+  const field = (name: string) => parts.find((p) => p.name === name)?.data.toString("utf8");
+  const model = field("model") ?? "whisper-1";
+  const text = `transcribed ${file.data.length} bytes`;
+  // About one audio token per 100 bytes: the fake's own rule.
+  const audio = Math.max(1, Math.ceil(file.data.length / 100));
+  const output = countWords(text);
+  const usage = model.includes("transcribe")
+    ? {
+        type: "tokens",
+        input_tokens: audio + 10,
+        input_token_details: { text_tokens: 10, audio_tokens: audio },
+        output_tokens: output,
+        total_tokens: audio + 10 + output,
+      }
+    : { type: "duration", seconds: Math.max(1, Math.ceil(file.data.length / 16_000)) };
+  if (field("stream") !== "true") return sendJson(ctx, 200, { text, usage });
+  const deltas = splitText(text, ctx.timing.chunks).map((delta) =>
+    sseEvent("transcript.text.delta", { type: "transcript.text.delta", delta }),
+  );
+  const done = { type: "transcript.text.done", text, ...(usage.type === "tokens" ? { usage } : {}) };
+  await streamEvents(ctx, { head: [], body: deltas, tail: [sseEvent("transcript.text.done", done)] });
 };
 
-const images: Handler = (ctx, body) => {
+/** Images: token usage for the gpt-image models (dall-e reports none), one image per `n`, SSE when `stream`. */
+const images: Handler = async (ctx, body) => {
   if (typeof body.prompt !== "string") return missing(ctx, "prompt");
   const n = typeof body.n === "number" ? body.n : 1;
-  sendJson(ctx, 200, { created: nowSeconds(), data: Array.from({ length: n }, () => ({ b64_json: TINY_PNG })) });
+  const model = typeof body.model === "string" ? body.model : "dall-e-2";
+  const quality = typeof body.quality === "string" && IMAGE_TOKENS[body.quality] ? body.quality : "high";
+  const size = typeof body.size === "string" && IMAGE_TOKENS[quality]?.[body.size] ? body.size : "1024x1024";
+  const input = countWords(body.prompt) + 5;
+  const output = n * (IMAGE_TOKENS[quality]?.[size] ?? 0);
+  const usage = {
+    total_tokens: input + output,
+    input_tokens: input,
+    output_tokens: output,
+    input_tokens_details: { text_tokens: input, image_tokens: 0 },
+  };
+  const data = Array.from({ length: n }, () => ({ b64_json: TINY_PNG }));
+  const gptImage = model.startsWith("gpt-image");
+  if (body.stream !== true) return sendJson(ctx, 200, { created: nowSeconds(), data, ...(gptImage ? { usage } : {}) });
+  const partial = { type: "image_generation.partial_image", b64_json: TINY_PNG, partial_image_index: 0 };
+  const completed = {
+    type: "image_generation.completed",
+    b64_json: TINY_PNG,
+    created_at: nowSeconds(),
+    size,
+    quality,
+    usage,
+  };
+  await streamEvents(ctx, {
+    head: [],
+    body: [sseEvent("image_generation.partial_image", partial)],
+    tail: [sseEvent("image_generation.completed", completed)],
+  });
 };
 
 const retrieveModel: RawHandler = (ctx, [id = ""]) => {
@@ -335,7 +392,7 @@ const ROUTES: Route[] = [
   { method: "POST", path: /^\/v1\/moderations$/, json: moderations, modelOptional: true },
   { method: "POST", path: /^\/v1\/audio\/speech$/, json: speech },
   { method: "POST", path: /^\/v1\/audio\/transcriptions$/, raw: transcriptions },
-  { method: "POST", path: /^\/v1\/images\/generations$/, json: images, modelOptional: true },
+  { method: "POST", path: /^\/v1\/images\/generations$/, json: images, modelOptional: true, streams: true },
   { method: "GET", path: /^\/v1\/models$/, raw: (ctx) => sendJson(ctx, 200, { object: "list", data: MODELS }) },
   { method: "GET", path: /^\/v1\/models\/(.+)$/, raw: retrieveModel },
   { method: "GET", path: /^\/v1\/files$/, raw: listFiles },

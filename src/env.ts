@@ -13,3 +13,6 @@ export interface Env extends Cloudflare.Env {
   /** Bearer token for `GET /admin/usage`; unset, the route does not exist. */
   ADMIN_TOKEN?: string;
 }
+
+/** Hono's environment for this app: the bindings. Per-request variables are declared by the steps that set them. */
+export type AppEnv = { Bindings: Env };

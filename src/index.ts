@@ -1,7 +1,7 @@
 import { createApp } from "./app";
 import type { Env } from "./env";
 
-export { RateLimiter } from "./limits";
+export { RateLimiter } from "./limits/rate-limiter";
 
 const app = createApp();
 

@@ -1,6 +1,6 @@
 import { SignJWT } from "jose";
-import { MIN_JWT_SECRET_LENGTH } from "../../src/middleware/client-auth/settings";
-import { isSerializedOrigin } from "../../src/middleware/cors/origins";
+import { MIN_JWT_SECRET_LENGTH } from "../../src/config/auth";
+import { isSerializedOrigin } from "../../src/config/origins";
 
 /** What a client token carries; the same claims the proxy checks. */
 export type TokenOptions = {

@@ -1,15 +1,33 @@
-import type { RateLimiter } from "./rate-limiter";
+import type { Client } from "../client";
+import type { LimitSettings } from "../config";
+import type { Limits, RateLimiter } from "./rate-limiter";
 
 /**
  * The limiter for one client identity: `"key:web"` (a client key's name), `"sub:alice"` (a token's
  * subject), `"ip:203.0.113.9"` (open mode). The same identity reaches the same object from anywhere.
  *
  * @example
- * const admission = await limiterFor(env.RATE_LIMITER, "key:web").acquire({ rpm: 60, maxStreams: 5 }, false);
+ * const admission = await limiterFor(env.RATE_LIMITER, "key:web").acquire({ rpm: 60, maxStreams: 5 }, false, 0);
  */
 export function limiterFor(
   namespace: DurableObjectNamespace<RateLimiter>,
   clientId: string,
 ): DurableObjectStub<RateLimiter> {
   return namespace.getByName(clientId);
+}
+
+/**
+ * A client's own limits: a token's claims first, then its key's `PROXY_KEY_LIMITS`, then the
+ * defaults. `rpm` and `maxStreams` of 0 mean no limit; `tokensPerDay` null means no budget.
+ *
+ * @example
+ * limitsFor(config.limits, { id: "key:web", kind: "key", name: "web" }); // { rpm: 60, maxStreams: 5, tokensPerDay: null }
+ */
+export function limitsFor(settings: LimitSettings, client: Client): Required<Limits> {
+  const perKey = client.kind === "key" ? settings.keyLimits.get(client.name) : undefined;
+  return {
+    rpm: client.rpm ?? perKey?.rpm ?? settings.rpm,
+    maxStreams: perKey?.maxStreams ?? settings.maxStreams,
+    tokensPerDay: client.tpd ?? perKey?.tokensPerDay ?? settings.dailyTokenBudget,
+  };
 }

@@ -1,10 +1,14 @@
-import type { ReadyConfig } from "../config";
+import type { ReadyUpstream } from "../config";
 import { type ErrorShape, ProxyError } from "../errors";
-import type { RequestBody, RequestInfo } from "../types";
-import { createStreamTap } from "../usage/stream-tap";
-import { usageFromBody } from "../usage/usage";
+import { JsonUsageReader } from "../usage/json-usage";
+import type { Ending, Outcome } from "../usage/spend";
+import { SseUsageReader } from "../usage/sse-usage";
 import { passThroughSse } from "./sse";
+import { SseFramer } from "./sse-framing";
 import { upstreamHeaders, upstreamUrl } from "./upstream";
+
+/** A request body within the size limit: bytes when read into memory, a stream when passed through, null when absent. */
+export type RequestBody = Uint8Array | ReadableStream<Uint8Array> | null;
 
 /** What the route asks of upstream: a path under `OPENAI_BASE_URL`, what to send there, and how to stream back. */
 export type UpstreamCall = {
@@ -14,14 +18,25 @@ export type UpstreamCall = {
   /** The client's query string, `?…` or empty. */
   search: string;
   headers: Headers;
-  body: RequestBody | string;
+  body: RequestBody;
   /** The route's error shape, for the in-band error event of a cut stream. */
   shape: ErrorShape;
-  /** The endpoint reports token usage (chat, completions, embeddings, responses): read it as the response passes. */
-  account: boolean;
+  /** Read the answer's `usage` as it passes (a POST: what it spent), JSON or SSE, whatever the path. */
+  readUsage: boolean;
   /** The proxy added `stream_options.include_usage` itself: take upstream's usage chunk out of the client's stream. */
   dropUsageChunk: boolean;
 };
+
+/**
+ * What `forward` gives back: the client's response, or the error to answer with instead, and
+ * always the request's outcome, which settles once the answer is over (at once for an error).
+ */
+export type Forwarded = ({ response: Response; error?: undefined } | { response?: undefined; error: ProxyError }) & {
+  outcome: Promise<Outcome>;
+};
+
+/** Times an outcome carries: when upstream's headers and its first output came, in ms since the epoch. */
+export type OutcomeTimes = { headersAt: number | null; firstOutputAt: number | null };
 
 /** Upstream response headers worth passing on; everything else (cookies, org names, CDN headers) stays behind. */
 const KEPT_RESPONSE_HEADERS = new Set([
@@ -42,20 +57,20 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
  * status, body and useful headers unchanged; SSE passed through as it arrives; redirects not
  * followed; upstream 401/403 hidden behind a generic 502 (OpenAI's 401 body echoes part of the key).
  * No response headers within `UPSTREAM_TIMEOUT_MS` gives 504; the client going away cancels upstream.
+ * Never throws for what upstream does: every way the call can end is a `Forwarded` with its outcome.
  *
  * @example
- * return forward(config, { method: "POST", path: "/chat/completions", search: "", headers, body, shape: "openai", account: false, dropUsageChunk: false }, c.req.raw.signal, info);
+ * const { response, error, outcome } = await forward(config.upstream, call, c.req.raw.signal);
  */
 export async function forward(
-  config: ReadyConfig,
+  settings: ReadyUpstream,
   call: UpstreamCall,
   clientSignal: AbortSignal,
-  info: RequestInfo,
-): Promise<Response> {
-  const what = `${call.method} ${config.basePath}${call.path}`;
-  const url = upstreamUrl(config, call.path, call.search);
-  const headers = upstreamHeaders(config, call.headers);
-  if (clientSignal.aborted) throw clientClosed(what);
+): Promise<Forwarded> {
+  const what = `${call.method} ${settings.basePath}${call.path}`;
+  const url = upstreamUrl(settings, call.path, call.search);
+  const headers = upstreamHeaders(settings, call.headers);
+  if (clientSignal.aborted) return failed(clientClosed(what), "not_sent");
 
   const abort = new AbortController();
   const onClientAbort = () => abort.abort("client went away");
@@ -65,7 +80,7 @@ export async function forward(
   const timer = setTimeout(() => {
     timedOut = true;
     abort.abort("upstream timed out");
-  }, config.upstreamTimeoutMs);
+  }, settings.timeoutMs);
 
   let upstream: Response;
   try {
@@ -76,88 +91,106 @@ export async function forward(
       redirect: "manual",
       signal: abort.signal,
     });
-  } catch {
+  } catch (cause) {
     release();
     if (timedOut) {
-      throw new ProxyError(504, `${what}: upstream sent no response within ${config.upstreamTimeoutMs} ms`, {
-        code: "upstream_timeout",
-      });
+      const message = `${what}: upstream sent no response within ${settings.timeoutMs} ms`;
+      return failed(new ProxyError(504, message, { code: "upstream_timeout", cause }), "timeout");
     }
-    if (clientSignal.aborted) throw clientClosed(what);
-    throw new ProxyError(502, `${what}: upstream is unreachable`, { code: "upstream_unreachable" });
+    if (clientSignal.aborted) return failed(clientClosed(what), "client_closed");
+    const error = new ProxyError(502, `${what}: upstream is unreachable`, { code: "upstream_unreachable", cause });
+    return failed(error, "unreachable");
   } finally {
     clearTimeout(timer);
   }
-  info.upstreamStatus = upstream.status;
-  info.ttfbMs = Date.now() - info.startedAt;
+  const times: OutcomeTimes = { headersAt: Date.now(), firstOutputAt: null };
+  const status = upstream.status;
 
-  if (upstream.status === 401 || upstream.status === 403 || REDIRECTS.has(upstream.status)) {
+  if (status === 401 || status === 403 || REDIRECTS.has(status)) {
     release();
     await upstream.body?.cancel().catch(() => {});
-    const reason = REDIRECTS.has(upstream.status)
-      ? ["upstream answered with a redirect, which the proxy does not follow", "upstream_redirect"]
-      : ["upstream refused the proxy's credentials; the operator should check them", "upstream_auth_failed"];
-    throw new ProxyError(502, `${what}: ${reason[0]}`, { code: reason[1], retryable: false });
+    const [reason, code] = REDIRECTS.has(status)
+      ? (["upstream answered with a redirect, which the proxy does not follow", "upstream_redirect"] as const)
+      : (["upstream refused the proxy's credentials; the operator should check them", "upstream_auth_failed"] as const);
+    return failed(
+      new ProxyError(502, `${what}: ${reason}`, { code, retryable: false }),
+      "upstream_error",
+      status,
+      times,
+    );
   }
 
   const contentType = upstream.headers.get("content-type") ?? "";
+  const ok = status >= 200 && status < 300;
   if (upstream.body !== null && contentType.startsWith("text/event-stream")) {
     const responseHeaders = keptHeaders(upstream.headers, false);
     responseHeaders.set("cache-control", "no-cache, no-transform");
-    const tap = call.account ? createStreamTap({ dropUsageChunk: call.dropUsageChunk }) : null;
-    const { body, done, firstContentAt } = passThroughSse(upstream.body, {
-      idleTimeoutMs: config.streamIdleTimeoutMs,
+    const reader = ok && call.readUsage ? new SseUsageReader({ dropUsageChunk: call.dropUsageChunk }) : null;
+    const { body, done } = passThroughSse(upstream.body, {
+      idleTimeoutMs: settings.streamIdleTimeoutMs,
       shape: call.shape,
-      tap,
+      framer: new SseFramer(reader),
+      onChunk: () => {
+        if (times.firstOutputAt === null && (reader === null || reader.contentEvents > 0))
+          times.firstOutputAt = Date.now();
+      },
     });
-    info.stream = true;
-    info.done = done.finally(release);
-    if (tap !== null) {
-      info.accounting = info.done.then((outcome) => {
-        const usage = tap.usage;
-        const first = firstContentAt();
-        return {
-          usage,
-          tokens:
-            usage === null
-              ? estimateTokens(call.body) + tap.contentEvents
-              : usage.promptTokens + usage.completionTokens,
-          incomplete: outcome !== "complete" || usage === null,
-          ttftMs: first === null ? null : first - info.startedAt,
-        };
-      });
-    }
-    return new Response(body, { status: upstream.status, headers: responseHeaders });
+    const outcome = done
+      .finally(release)
+      .then(
+        (ending): Outcome =>
+          ok
+            ? settle(ending, status, true, times, reader?.usage ?? null, reader?.contentEvents ?? 0)
+            : settle("upstream_error", status, true, times),
+      );
+    return { response: new Response(body, { status, headers: responseHeaders }), outcome };
   }
   release();
+  if (!ok) {
+    const response = new Response(upstream.body, { status, headers: keptHeaders(upstream.headers, true) });
+    return { response, outcome: Promise.resolve(settle("upstream_error", status, false, times)) };
+  }
   let body = upstream.body;
-  if (call.account && body !== null && upstream.ok && contentType.startsWith("application/json")) {
-    // A native tee: the client's half streams on; the proxy reads usage from its own half after the response.
+  let outcome: Promise<Outcome>;
+  if (call.readUsage && body !== null && contentType.startsWith("application/json")) {
+    // A native tee: the client's half streams on; the proxy's half is read for `usage` as it
+    // arrives, holding nothing but the usage itself, and keeps reading if the client leaves.
     const [forClient, forUsage] = body.tee();
     body = forClient;
-    info.accounting = new Response(forUsage).json().then(
-      (json: unknown) => {
-        const usage = usageFromBody(json);
-        return {
-          usage,
-          tokens: usage === null ? null : usage.promptTokens + usage.completionTokens,
-          incomplete: false,
-          ttftMs: info.ttfbMs ?? null,
-        };
-      },
-      () => null,
+    outcome = readJsonUsage(forUsage).then(
+      (usage) => settle("complete", status, false, { ...times, firstOutputAt: times.headersAt }, usage),
+      () => settle("cut", status, false, times),
     );
   } else {
-    // Errors, and endpoints that count no tokens, use none.
-    info.accounting = Promise.resolve({ usage: null, tokens: 0, incomplete: false, ttftMs: null });
+    outcome = Promise.resolve(settle("complete", status, false, { ...times, firstOutputAt: times.headersAt }));
   }
-  return new Response(body, { status: upstream.status, headers: keptHeaders(upstream.headers, true) });
+  return { response: new Response(body, { status, headers: keptHeaders(upstream.headers, true) }), outcome };
 }
 
-/** About one token per four bytes of request: the budget's estimate of input a request did not report. */
-function estimateTokens(body: UpstreamCall["body"]): number {
-  if (typeof body === "string") return Math.ceil(body.length / 4);
-  return body instanceof Uint8Array ? Math.ceil(body.byteLength / 4) : 0;
+async function readJsonUsage(body: ReadableStream<Uint8Array>): Promise<JsonUsageReader["usage"]> {
+  const reader = new JsonUsageReader();
+  for await (const chunk of body) reader.push(chunk);
+  return reader.usage;
+}
+
+function settle(
+  ending: Ending,
+  upstreamStatus: number | null,
+  stream: boolean,
+  times: OutcomeTimes,
+  usage: Outcome["usage"] = null,
+  outputEvents = 0,
+): Outcome {
+  return { ending, upstreamStatus, stream, usage, outputEvents, ...times };
+}
+
+function failed(
+  error: ProxyError,
+  ending: Ending,
+  upstreamStatus: number | null = null,
+  times: OutcomeTimes = { headersAt: null, firstOutputAt: null },
+): Forwarded {
+  return { error, outcome: Promise.resolve(settle(ending, upstreamStatus, false, times)) };
 }
 
 function clientClosed(what: string): ProxyError {

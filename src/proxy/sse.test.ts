@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { concatBytes } from "../bytes";
-import { createStreamTap } from "../usage/stream-tap";
+import { concatBytes } from "../lib/bytes";
+import { SseUsageReader } from "../usage/sse-usage";
 import { passThroughSse, type SseOptions } from "./sse";
+import { SseFramer } from "./sse-framing";
 
-const RAW: SseOptions = { idleTimeoutMs: 60_000, shape: "openai", tap: null };
-/** With a usage tap, as on every accounted route: whole events only. */
-const tapped = (): SseOptions => ({ ...RAW, tap: createStreamTap({ dropUsageChunk: false }) });
+const RAW: SseOptions = { idleTimeoutMs: 60_000, shape: "openai", framer: null };
+/** Framed, with a usage reader, as every forwarded stream is: whole events only. */
+const tapped = (): SseOptions => ({ ...RAW, framer: new SseFramer(new SseUsageReader({ dropUsageChunk: false })) });
 
 const encoder = new TextEncoder();
 

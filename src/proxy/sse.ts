@@ -1,5 +1,5 @@
 import { type ErrorShape, errorBody, ProxyError } from "../errors";
-import type { StreamTap } from "../usage/stream-tap";
+import type { SseFramer } from "./sse-framing";
 
 const encoder = new TextEncoder();
 
@@ -12,12 +12,15 @@ export type SseOptions = {
   /** The shape of that error event's JSON: the route's error shape. */
   shape: ErrorShape;
   /**
-   * Reads usage as the stream passes (and may drop the usage chunk the proxy asked for). It
-   * forwards whole events only: the runtime's socket reads can split an event that upstream wrote
+   * Frames the stream into whole events (and lets its reader read usage and drop the usage chunk
+   * the proxy asked for). The runtime's socket reads can split an event that upstream wrote
    * whole, no client can act on half an event, and naive clients that split each read on newlines
-   * (the original README's example) break on it. No complete event ever waits.
+   * (the original README's example) break on it. No complete event ever waits. Null passes
+   * upstream's chunks through exactly as they come.
    */
-  tap?: StreamTap | null;
+  framer: SseFramer | null;
+  /** Called after each upstream chunk has been read, before it goes on. */
+  onChunk?: () => void;
 };
 
 /**
@@ -28,15 +31,13 @@ export type SseOptions = {
  * returned stream (the client went away) cancels upstream.
  *
  * @example
- * const { body, done } = passThroughSse(upstream.body, { idleTimeoutMs: 300_000, shape: "openai", tap: null });
+ * const { body, done } = passThroughSse(upstream.body, { idleTimeoutMs: 300_000, shape: "openai", framer: null });
  */
 export function passThroughSse(
   upstream: ReadableStream<Uint8Array>,
   options: SseOptions,
-): { body: ReadableStream<Uint8Array>; done: Promise<StreamOutcome>; firstContentAt: () => number | null } {
-  const { idleTimeoutMs, shape } = options;
-  const tap = options.tap ?? null;
-  let firstContentAt: number | null = null;
+): { body: ReadableStream<Uint8Array>; done: Promise<StreamOutcome> } {
+  const { idleTimeoutMs, shape, framer, onChunk } = options;
   const reader = upstream.getReader();
   let finished = false;
   let stalled = false;
@@ -81,14 +82,13 @@ export function passThroughSse(
           }
           if (stalled) return end(controller, "stalled");
           if (result.done) {
-            const rest = tap?.flush() ?? null;
+            const rest = framer?.flush() ?? null;
             if (rest !== null) controller.enqueue(rest);
             controller.close();
             return settle("complete");
           }
-          if (tap === null) return controller.enqueue(result.value);
-          const out = tap.push(result.value);
-          if (firstContentAt === null && tap.contentEvents > 0) firstContentAt = Date.now();
+          const out = framer === null ? result.value : framer.push(result.value);
+          onChunk?.();
           if (out !== null) return controller.enqueue(out);
         }
       },
@@ -102,7 +102,7 @@ export function passThroughSse(
 
   function end(controller: ReadableStreamDefaultController<Uint8Array>, outcome: "cut" | "stalled") {
     if (finished) return;
-    const rest = tap?.flush() ?? null;
+    const rest = framer?.flush() ?? null;
     if (rest !== null) controller.enqueue(rest);
     const message =
       outcome === "stalled"
@@ -117,5 +117,5 @@ export function passThroughSse(
     settle(outcome);
   }
 
-  return { body, done, firstContentAt: () => firstContentAt };
+  return { body, done };
 }

@@ -1,13 +1,12 @@
 import { describe, expect, it } from "vitest";
-import type { ReadyConfig } from "../config";
-import { parseConfig } from "../config";
+import { parseConfig, type ReadyUpstream } from "../config";
 import type { Env } from "../env";
 import { upstreamHeaders, upstreamUrl } from "./upstream";
 
 const config = {
-  ...parseConfig({ OPENAI_API_KEY: "sk-unit", OPENAI_BASE_URL: "https://upstream.test/v1" } as Env),
+  ...parseConfig({ OPENAI_API_KEY: "sk-unit", OPENAI_BASE_URL: "https://upstream.test/v1" } as Env).upstream,
   apiKey: "sk-unit",
-} satisfies ReadyConfig;
+} satisfies ReadyUpstream;
 
 describe("upstreamUrl", () => {
   it("appends the path and query to the base URL", () => {

@@ -1,4 +1,4 @@
-import type { Config, ReadyConfig } from "../config";
+import type { ReadyUpstream, UpstreamSettings } from "../config";
 import { ProxyError } from "../errors";
 
 /** Client headers that never go upstream: credentials, routing, client identity and hop-by-hop headers. */
@@ -42,11 +42,11 @@ function dropped(name: string): boolean {
  * Whatever the path holds, the result stays on `OPENAI_BASE_URL`'s origin and under its path.
  *
  * @example
- * upstreamUrl(config, "/chat/completions", "?limit=2") // https://api.openai.com/v1/chat/completions?limit=2
+ * upstreamUrl(config.upstream, "/chat/completions", "?limit=2") // https://api.openai.com/v1/chat/completions?limit=2
  */
-export function upstreamUrl(config: Config, path: string, search: string): string {
-  const url = new URL(config.baseUrl + path + search);
-  if (url.origin !== config.baseOrigin || !url.pathname.startsWith(`${config.basePath}/`)) {
+export function upstreamUrl(settings: UpstreamSettings, path: string, search: string): string {
+  const url = new URL(settings.baseUrl + path + search);
+  if (url.origin !== settings.baseOrigin || !url.pathname.startsWith(`${settings.basePath}/`)) {
     throw new ProxyError(400, "request path is not a valid OpenAI API path", { code: "invalid_path" });
   }
   return url.href;
@@ -56,13 +56,13 @@ export function upstreamUrl(config: Config, path: string, search: string): strin
  * The headers sent upstream: the client's own (content type, `openai-beta`, SDK telemetry, …)
  * minus everything in `DROPPED_REQUEST_HEADERS`, plus the operator's key, organization and project.
  */
-export function upstreamHeaders(config: ReadyConfig, client: Headers): Headers {
+export function upstreamHeaders(settings: ReadyUpstream, client: Headers): Headers {
   const headers = new Headers();
   for (const [name, value] of client) {
     if (!dropped(name)) headers.set(name, value);
   }
-  headers.set("authorization", `Bearer ${config.apiKey}`);
-  if (config.organization !== undefined) headers.set("openai-organization", config.organization);
-  if (config.project !== undefined) headers.set("openai-project", config.project);
+  headers.set("authorization", `Bearer ${settings.apiKey}`);
+  if (settings.organization !== undefined) headers.set("openai-organization", settings.organization);
+  if (settings.project !== undefined) headers.set("openai-project", settings.project);
   return headers;
 }

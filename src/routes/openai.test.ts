@@ -61,9 +61,9 @@ describe("/v1 pass-through", () => {
     expect(upstream).toHaveLength(0);
   });
 
-  it("forwards a body that is not JSON without complaint", async () => {
+  it("forwards a body that is not JSON to an endpoint that bills no tokens, unread", async () => {
     const upstream = mockUpstream(() => openaiJson({ ok: true }));
-    const { response } = await call(postJson("/v1/chat/completions", "{oops"));
+    const { response } = await call(postJson("/v1/some/future/endpoint", "{oops"));
     expect(response.status).toBe(200);
     expect(await upstream[0]?.text()).toBe("{oops");
     await text(response);

@@ -1,8 +1,18 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type UsageRecord, utcDay, writeUsage } from "./ledger";
-import { costUsd, PRICE_TABLE } from "./prices";
+import { PRICE_TABLE } from "../config";
+import { utcDay } from "../lib/time";
+import { costUsd as costAt } from "./cost";
+import { type UsageRecord, writeUsage } from "./ledger";
 import { parseReportQuery, usageReport } from "./report";
+import { plainUsage } from "./usage";
+
+/** The cost of `usage` for a model of the price table. */
+function costUsd(model: string, usage: { promptTokens: number; completionTokens: number; cachedTokens: number }) {
+  const price = PRICE_TABLE.get(model);
+  if (price === undefined) throw new Error(`no price for ${model}`);
+  return costAt(price, { ...plainUsage(usage.promptTokens, usage.completionTokens), cachedTokens: usage.cachedTokens });
+}
 
 // Each test writes into its own days, so tests never see each other's records.
 
@@ -19,10 +29,11 @@ function record(overrides: Partial<UsageRecord> & Pick<UsageRecord, "ts">): Usag
     totalTokens: 120,
     cachedTokens: 0,
     reasoningTokens: 0,
-    costUsd: costUsd("gpt-4o-mini", { promptTokens: 100, completionTokens: 20, cachedTokens: 0 }, PRICE_TABLE),
+    costUsd: costUsd("gpt-4o-mini", { promptTokens: 100, completionTokens: 20, cachedTokens: 0 }),
     durationMs: 350,
     ttftMs: 120,
     incomplete: false,
+    basis: "reported",
     ...overrides,
   };
 }
@@ -53,6 +64,7 @@ describe("writeUsage", () => {
       .first();
     expect(row).toEqual({
       id: expect.any(Number),
+      basis: "reported",
       ts,
       day: "2024-01-10",
       request_id: "req_ledger_fields",
@@ -118,9 +130,9 @@ describe("usageReport", () => {
   const day2 = Date.UTC(2024, 2, 2, 15);
   const day3 = Date.UTC(2024, 2, 3, 23, 30);
   const gpt4o = (prompt: number, completion: number, cached = 0) =>
-    costUsd("gpt-4o", { promptTokens: prompt, completionTokens: completion, cachedTokens: cached }, PRICE_TABLE);
+    costUsd("gpt-4o", { promptTokens: prompt, completionTokens: completion, cachedTokens: cached });
   const mini = (prompt: number, completion: number) =>
-    costUsd("gpt-4o-mini", { promptTokens: prompt, completionTokens: completion, cachedTokens: 0 }, PRICE_TABLE);
+    costUsd("gpt-4o-mini", { promptTokens: prompt, completionTokens: completion, cachedTokens: 0 });
   const records: UsageRecord[] = [
     record({
       ts: day1,

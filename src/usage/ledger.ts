@@ -1,4 +1,7 @@
-/** One proxied request, as the usage ledger keeps it (a row of `usage`, migrations/0001_usage.sql). */
+import { utcDay } from "../lib/time";
+import type { Spend } from "./spend";
+
+/** One proxied request, as the usage ledger keeps it (a row of `usage`, see migrations/). */
 export type UsageRecord = {
   /** When the request started, in milliseconds since the epoch. */
   ts: number;
@@ -17,31 +20,24 @@ export type UsageRecord = {
   reasoningTokens: number | null;
   /** Null when the model's price is unknown. */
   costUsd: number | null;
+  /** Where the counts come from (see `Spend`). */
+  basis: Spend["basis"];
   durationMs: number;
-  /** Milliseconds to the first byte of the response body; null when there was none. */
+  /** Milliseconds to the first output; null when there was none. */
   ttftMs: number | null;
-  /** The stream was cut or cancelled: the counts are what was seen, not the whole. */
+  /** The counts are not upstream's own: an estimate or the reservation. */
   incomplete: boolean;
 };
 
 const INSERT = `INSERT INTO usage (
   ts, day, request_id, client, client_kind, route, model, status,
   prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens,
-  cost_usd, duration_ms, ttft_ms, incomplete
-) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)`;
-
-/** The UTC day of a time in milliseconds, `YYYY-MM-DD`. */
-export function utcDay(ts: number): string {
-  return new Date(ts).toISOString().slice(0, 10);
-}
+  cost_usd, duration_ms, ttft_ms, incomplete, basis
+) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)`;
 
 /**
  * Writes one record to the ledger with a single prepared INSERT. Meant for `ctx.waitUntil`, after
  * the response has gone.
- *
- * Records are written one per request, not batched across requests: in workerd a promise created
- * in one request's context cannot be awaited from another's, so a buffer shared by requests could
- * hang or lose its flush when the request that started it ends. (D1 writes are cheap enough.)
  *
  * @throws Error naming the request when D1 refuses the write (e.g. migrations not applied), with
  * D1's error as `cause`; the caller logs it.
@@ -71,6 +67,7 @@ export async function writeUsage(db: D1Database, record: UsageRecord): Promise<v
         record.durationMs,
         record.ttftMs,
         record.incomplete ? 1 : 0,
+        record.basis,
       )
       .run();
   } catch (error) {

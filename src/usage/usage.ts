@@ -1,50 +1,120 @@
-/** Token counts of one request, in the names the ledger uses whatever the endpoint called them. */
+import { isRecord } from "../lib/json";
+
+/**
+ * Token counts of one request, in the names the ledger uses whatever the endpoint called them.
+ * The details are parts of the totals: `cachedTokens`, `audioInputTokens` and `imageInputTokens`
+ * of `promptTokens`; `reasoningTokens`, `audioOutputTokens` and `imageOutputTokens` of
+ * `completionTokens`.
+ */
 export type Usage = {
   promptTokens: number;
   completionTokens: number;
   totalTokens: number;
   cachedTokens: number;
   reasoningTokens: number;
+  audioInputTokens: number;
+  imageInputTokens: number;
+  audioOutputTokens: number;
+  imageOutputTokens: number;
 };
 
 /**
- * Usage from a non-streaming OpenAI response body (already parsed JSON): chat.completion and
- * text_completion (`usage.prompt_tokens`, `completion_tokens`, `total_tokens`,
- * `prompt_tokens_details.cached_tokens`, `completion_tokens_details.reasoning_tokens`), embeddings
- * (`prompt_tokens`, `total_tokens`), responses (`usage.input_tokens`, `output_tokens`, `total_tokens`,
- * `input_tokens_details.cached_tokens`, `output_tokens_details.reasoning_tokens`). The Responses
- * shape also covers the token-billed image and transcription endpoints. Missing details count 0; a
- * missing total is the sum; a body without usable usage (no usage, counts that are not
- * non-negative integers) gives null. Never throws.
+ * Usage from an OpenAI `usage` object's owner (a parsed response body or SSE event), whatever the
+ * endpoint:
+ * - chat.completion and text_completion: `prompt_tokens`, `completion_tokens`, `total_tokens`,
+ *   `prompt_tokens_details.{cached_tokens,audio_tokens}`,
+ *   `completion_tokens_details.{reasoning_tokens,audio_tokens}`; embeddings: `prompt_tokens` only;
+ * - responses, images (gpt-image-1) and transcriptions (gpt-4o-transcribe), the Realtime API's
+ *   `response.done`: `input_tokens`, `output_tokens`, `total_tokens`, with details under
+ *   `input_tokens_details` (responses, images) or `input_token_details` (transcriptions,
+ *   Realtime): `cached_tokens`, `audio_tokens`, `image_tokens`; and under
+ *   `output_tokens_details`/`output_token_details`: `reasoning_tokens`, `audio_tokens`,
+ *   `image_tokens`.
+ *
+ * Missing details count 0; a missing total is the sum; a body without usable token usage (no
+ * `usage`, counts that are not non-negative integers, a transcription billed by `duration`) gives
+ * null. Never throws.
  *
  * @example
- * usageFromBody(await response.json()); // { promptTokens: 12, completionTokens: 5, totalTokens: 17, cachedTokens: 0, reasoningTokens: 0 }
+ * usageFromBody(await response.json()); // { promptTokens: 12, completionTokens: 5, totalTokens: 17, cachedTokens: 0, … }
  */
 export function usageFromBody(body: unknown): Usage | null {
   try {
-    const usage = isRecord(body) ? body.usage : undefined;
-    if (!isRecord(usage)) return null;
-    const responses = usage.input_tokens !== undefined;
-    const prompt = count(responses ? usage.input_tokens : usage.prompt_tokens);
-    if (prompt === null) return null;
-    const completion = count(responses ? usage.output_tokens : usage.completion_tokens);
-    const promptDetails = responses ? usage.input_tokens_details : usage.prompt_tokens_details;
-    const completionDetails = responses ? usage.output_tokens_details : usage.completion_tokens_details;
-    return {
-      promptTokens: prompt,
-      completionTokens: completion ?? 0,
-      totalTokens: count(usage.total_tokens) ?? prompt + (completion ?? 0),
-      cachedTokens: (isRecord(promptDetails) && count(promptDetails.cached_tokens)) || 0,
-      reasoningTokens: (isRecord(completionDetails) && count(completionDetails.reasoning_tokens)) || 0,
-    };
+    return isRecord(body) ? readUsage(body.usage) : null;
   } catch {
     // Only a hostile object (a throwing getter) gets here; parsed JSON never does.
     return null;
   }
 }
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+/**
+ * Usage from a `usage` object itself (see `usageFromBody`).
+ *
+ * @example
+ * readUsage({ input_tokens: 10, output_tokens: 2 }); // { promptTokens: 10, completionTokens: 2, totalTokens: 12, … }
+ */
+export function readUsage(usage: unknown): Usage | null {
+  if (!isRecord(usage)) return null;
+  const tokensShape = usage.input_tokens !== undefined;
+  const prompt = count(tokensShape ? usage.input_tokens : usage.prompt_tokens);
+  if (prompt === null) return null;
+  const completion = count(tokensShape ? usage.output_tokens : usage.completion_tokens) ?? 0;
+  const input = tokensShape ? (usage.input_tokens_details ?? usage.input_token_details) : usage.prompt_tokens_details;
+  const output = tokensShape
+    ? (usage.output_tokens_details ?? usage.output_token_details)
+    : usage.completion_tokens_details;
+  return {
+    promptTokens: prompt,
+    completionTokens: completion,
+    totalTokens: count(usage.total_tokens) ?? prompt + completion,
+    cachedTokens: detail(input, "cached_tokens", prompt),
+    reasoningTokens: detail(output, "reasoning_tokens", completion),
+    audioInputTokens: detail(input, "audio_tokens", prompt),
+    imageInputTokens: detail(input, "image_tokens", prompt),
+    audioOutputTokens: detail(output, "audio_tokens", completion),
+    imageOutputTokens: detail(output, "image_tokens", completion),
+  };
+}
+
+/**
+ * Adds two usages, field by field: a Realtime session's responses, or the tries of one request.
+ *
+ * @example
+ * addUsage(first, second).totalTokens === first.totalTokens + second.totalTokens; // true
+ */
+export function addUsage(a: Usage, b: Usage): Usage {
+  return {
+    promptTokens: a.promptTokens + b.promptTokens,
+    completionTokens: a.completionTokens + b.completionTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+    cachedTokens: a.cachedTokens + b.cachedTokens,
+    reasoningTokens: a.reasoningTokens + b.reasoningTokens,
+    audioInputTokens: a.audioInputTokens + b.audioInputTokens,
+    imageInputTokens: a.imageInputTokens + b.imageInputTokens,
+    audioOutputTokens: a.audioOutputTokens + b.audioOutputTokens,
+    imageOutputTokens: a.imageOutputTokens + b.imageOutputTokens,
+  };
+}
+
+/** A usage of `input` prompt and `output` completion tokens without details: what an estimate is. */
+export function plainUsage(input: number, output: number): Usage {
+  return {
+    promptTokens: input,
+    completionTokens: output,
+    totalTokens: input + output,
+    cachedTokens: 0,
+    reasoningTokens: 0,
+    audioInputTokens: 0,
+    imageInputTokens: 0,
+    audioOutputTokens: 0,
+    imageOutputTokens: 0,
+  };
+}
+
+/** A detail count, 0 when missing or malformed, never more than the total it is part of. */
+function detail(details: unknown, field: string, total: number): number {
+  if (!isRecord(details)) return 0;
+  return Math.min(count(details[field]) ?? 0, total);
 }
 
 function count(value: unknown): number | null {

@@ -1,32 +1,21 @@
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "../../types";
-import { INCORRECT_KEY, MISSING_CREDENTIAL, originNotAllowed, unauthorized } from "./refuse";
-import { type AuthSettings, JWT_SHAPE, type KeyDigest } from "./settings";
+import type { Client } from "../../client";
+import { type AuthSettings, JWT_SHAPE, type KeyDigest } from "../../config";
+import type { AppEnv } from "../../env";
+import { unauthorized } from "../../errors";
+import { bearerCredential, digest, sameDigest } from "../../lib/secrets";
+import { INCORRECT_KEY, MISSING_CREDENTIAL, originNotAllowed } from "./refuse";
 import { verifyToken } from "./token";
 
-export { type AuthSettings, type KeyDigest, parseAuthSettings } from "./settings";
-
-/** Who is calling, once authenticated. `id` keys the rate limiter and the usage ledger; `name` is what logs show (never the key or token). */
-export type Client = {
-  /** `key:web`, `sub:alice` or `ip:203.0.113.9`: the kind keeps a key name, a token subject and an IP apart. */
-  id: string;
-  kind: "key" | "token" | "ip";
-  /** The key's name, the token's `sub`, or the IP. */
-  name: string;
-  /** Token claim `models`: allowed model patterns. */
-  models?: string[];
-  /** Token claim `origin`: the only origin the token may be used from (already checked). */
-  origin?: string;
-  /** Token claim `rpm`: requests per minute, replacing the default. */
-  rpm?: number;
-  /** Token claim `tpd`: tokens per day. */
-  tpd?: number;
-};
+declare module "hono" {
+  interface ContextVariableMap {
+    /** Who is calling, once authenticated. */
+    client: Client;
+  }
+}
 
 /** What `CF-Connecting-IP` can hold: an IPv4 or IPv6 address. Anything else (a local test, a forgery) is "unknown". */
 const IP = /^[0-9A-Fa-f:.]{2,45}$/;
-const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
-const encoder = new TextEncoder();
 
 /**
  * Authenticates every request that reaches it (see `authenticate`) and sets `client` for the
@@ -64,6 +53,8 @@ export async function authenticate(request: Request, settings: AuthSettings): Pr
   }
 
   const credential = bearerCredential(request.headers.get("authorization"));
+  if (credential === null) throw unauthorized(MISSING_CREDENTIAL, "missing");
+  if (credential === "") throw unauthorized(INCORRECT_KEY, "refused");
 
   if (settings.jwtSecret !== null && JWT_SHAPE.test(credential)) {
     const { sub, ...claims } = await verifyToken(credential, settings.jwtSecret);
@@ -75,17 +66,8 @@ export async function authenticate(request: Request, settings: AuthSettings): Pr
   }
 
   const name = await matchKey(credential, settings.keys);
-  if (name === undefined) throw unauthorized(INCORRECT_KEY);
+  if (name === undefined) throw unauthorized(INCORRECT_KEY, "refused");
   return { id: `key:${name}`, kind: "key", name };
-}
-
-/** The credential of `Authorization: Bearer <credential>`; throws 401 for anything else. */
-function bearerCredential(header: string | null): string {
-  const match = header === null ? null : /^Bearer(?:[ \t]+(.*))?$/i.exec(header);
-  const credential = match?.[1]?.trim() ?? "";
-  if (credential === "") throw unauthorized(MISSING_CREDENTIAL);
-  if (!VISIBLE_ASCII.test(credential)) throw unauthorized(INCORRECT_KEY);
-  return credential;
 }
 
 /**
@@ -94,11 +76,10 @@ function bearerCredential(header: string | null): string {
  * stopping at a match, so the time taken says nothing about which key (or how much of one) matched.
  */
 async function matchKey(credential: string, keys: ReadonlyMap<string, KeyDigest>): Promise<string | undefined> {
-  const presented = await crypto.subtle.digest("SHA-256", encoder.encode(credential));
+  const presented = await digest(credential);
   let found: string | undefined;
-  for (const [name, digest] of keys) {
-    const equal = crypto.subtle.timingSafeEqual(presented, await digest());
-    if (equal) found = name;
+  for (const [name, keyDigest] of keys) {
+    if (sameDigest(presented, await keyDigest())) found = name;
   }
   return found;
 }

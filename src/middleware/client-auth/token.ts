@@ -1,7 +1,7 @@
 import { errors, jwtVerify } from "jose";
-import type { ProxyError } from "../../errors";
-import { isSerializedOrigin } from "../cors/origins";
-import { INCORRECT_KEY, unauthorized } from "./refuse";
+import { isSerializedOrigin } from "../../config";
+import { type ProxyError, unauthorized } from "../../errors";
+import { INCORRECT_KEY } from "./refuse";
 
 /** What a verified token says about its holder. */
 export type TokenClaims = {
@@ -54,17 +54,17 @@ export async function verifyToken(token: string, secret: Uint8Array): Promise<To
 
 function refusal(error: unknown): ProxyError {
   // jose checks the signature before any claim, so these two only ever describe a token we signed.
-  if (error instanceof errors.JWTExpired) return unauthorized("Token has expired");
+  if (error instanceof errors.JWTExpired) return unauthorized("Token has expired", "refused");
   if (error instanceof errors.JWTClaimValidationFailed) {
     if (error.reason === "missing") return invalidClaim(error.claim, "is missing");
-    if (error.claim === "nbf") return unauthorized("Token is not valid yet");
+    if (error.claim === "nbf") return unauthorized("Token is not valid yet", "refused");
     return invalidClaim(error.claim, "is invalid");
   }
-  return unauthorized(INCORRECT_KEY);
+  return unauthorized(INCORRECT_KEY, "refused");
 }
 
 function invalidClaim(claim: string, problem: string): ProxyError {
-  return unauthorized(`Invalid token: the "${claim}" claim ${problem}`);
+  return unauthorized(`Invalid token: the "${claim}" claim ${problem}`, "refused");
 }
 
 function claimsOf(payload: Record<string, unknown>): TokenClaims {

@@ -126,3 +126,57 @@ describe("actual requests", () => {
     expect(response.headers.get("vary")).toBeNull();
   });
 });
+
+describe("every kind of answer an allowed origin can get", () => {
+  const origin = "https://app.example.com";
+  const headers = { origin, "cf-connecting-ip": "192.0.2.77" };
+  type Case = [string, () => Request, Record<string, string>, number];
+  const cases: Case[] = [
+    ["a success", () => postJson("/v1/chat/completions", { model: "m" }, headers), {}, 200],
+    ["a bad request", () => postJson("/", "{oops", headers), {}, 400],
+    [
+      "a refused credential",
+      () => postJson("/v1/chat/completions", {}, headers),
+      { PROXY_KEYS: "web:pk_0123456789abcdef0" },
+      401,
+    ],
+    ["a refused model", () => postJson("/v1/chat/completions", { model: "o1" }, headers), { ALLOWED_MODELS: "m" }, 403],
+    ["an unknown path", () => proxyRequest("/nope", { headers }), {}, 404],
+    ["an unknown API version", () => proxyRequest("/v2/models", { headers }), {}, 404],
+    ["a wrong method", () => proxyRequest("/v1/models", { method: "PUT", headers }), {}, 405],
+    ["a wrong method on /", () => proxyRequest("/", { method: "GET", headers }), {}, 405],
+    [
+      "a body too large",
+      () => postJson("/v1/chat/completions", { model: "m", pad: "x".repeat(200) }, headers),
+      { MAX_BODY_BYTES: "100" },
+      413,
+    ],
+    ["a rate limit", () => postJson("/v1/chat/completions", { model: "m" }, headers), { RATE_LIMIT_RPM: "1" }, 429],
+    [
+      "a broken configuration",
+      () => postJson("/v1/chat/completions", { model: "m" }, headers),
+      { OPENAI_API_KEY: "" },
+      500,
+    ],
+    [
+      "an unreachable upstream",
+      () => postJson("/v1/chat/completions", { model: "m" }, { ...headers, "x-unreachable": "1" }),
+      {},
+      502,
+    ],
+  ];
+
+  it.each(cases)("%s carries the CORS headers and a request id a page can read", async (_, request, vars, status) => {
+    mockUpstream((upstream) => {
+      if (upstream.headers.get("x-unreachable")) throw new TypeError("fetch failed");
+      return openaiJson({ ok: true });
+    });
+    if (status === 429) await call(request(), { ...ALLOWLIST, ...vars });
+    const { response } = await call(request(), { ...ALLOWLIST, ...vars });
+    expect(response.status).toBe(status);
+    expect(response.headers.get("access-control-allow-origin")).toBe(origin);
+    expect(response.headers.get("access-control-expose-headers")).toContain("x-request-id");
+    expect(response.headers.get("x-request-id")).toMatch(/^req_/);
+    expect(response.headers.get("vary")).toContain("Origin");
+  });
+});

@@ -1,8 +1,7 @@
 import type { MiddlewareHandler } from "hono";
-import { getConfig } from "../../config";
+import { getConfig, isOriginAllowed } from "../../config";
+import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
-import type { AppEnv } from "../../types";
-import { isOriginAllowed } from "./origins";
 
 /** Headers a browser script may read from a proxied response. */
 export const EXPOSED_HEADERS = [
@@ -27,14 +26,14 @@ const MAX_AGE = "86400";
  * CORS for real browsers, driven by `ALLOWED_ORIGINS`: answers every preflight (`OPTIONS`)
  * itself with 204, refuses a disallowed `Origin` with 403 and no CORS headers, and adds
  * `Access-Control-Allow-Origin`, `Access-Control-Expose-Headers` and `Vary: Origin` to every
- * other response, errors and streams included. Requests without `Origin` (servers, curl) pass.
+ * other response, errors, 404s and streams included. Requests without `Origin` (servers, curl) pass.
  *
  * @example
  * app.use(cors());
  */
 export function cors(): MiddlewareHandler<AppEnv> {
   return async function corsMiddleware(c, next) {
-    const { origins } = getConfig(c.env);
+    const { origins } = getConfig(c.env).cors;
     const origin = c.req.header("origin");
     const allowed = origin === undefined || isOriginAllowed(origins, origin);
     const allowOrigin = origins.any ? "*" : origin;

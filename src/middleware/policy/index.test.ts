@@ -1,57 +1,108 @@
 import { describe, expect, it } from "vitest";
-import { call, json, mockUpstream, openaiJson, postJson, proxyRequest } from "../../testing";
-import { capOutput, compilePatterns, matchesAny } from ".";
+import { call, json, mockUpstream, openaiJson, postJson, proxyRequest, requestLogs, text } from "../../testing";
 
-describe("compilePatterns", () => {
-  const patterns = compilePatterns("gpt-4o-mini, gpt-4.1*") ?? [];
-
+describe("the output cap the proxy sets", () => {
   it.each([
-    ["gpt-4o-mini", true],
-    ["gpt-4.1", true],
-    ["gpt-4.1-mini", true],
-    ["gpt-4o", false],
-    ["gpt-4o-mini-2024", false],
-    ["gpt-4x1", false],
-  ])("%s → %s", (model, expected) => {
-    expect(matchesAny(patterns, model)).toBe(expected);
-  });
-
-  it("means no restriction when empty", () => {
-    expect(compilePatterns("")).toBeNull();
-    expect(compilePatterns(undefined)).toBeNull();
-  });
-});
-
-describe("capOutput", () => {
-  it.each([
-    ["/chat/completions", "gpt-4o-mini", "max_tokens"],
-    ["/chat/completions", "o3-mini", "max_completion_tokens"],
-    ["/chat/completions", "gpt-5", "max_completion_tokens"],
-    ["/chat/completions", "ft:o4-mini-2025-04-16:org::abc", "max_completion_tokens"],
-    ["/responses", "gpt-4o", "max_output_tokens"],
-    ["/completions", "gpt-3.5-turbo-instruct", "max_tokens"],
-  ])("sets the cap on %s for %s in %s", (path, model, field) => {
-    const body: Record<string, unknown> = { model };
-    expect(capOutput(body, path, 500)).toBe(true);
-    expect(body).toEqual({ model, [field]: 500 });
-  });
-
-  it("leaves a request within the cap unchanged", () => {
-    const body = { model: "gpt-4o", max_tokens: 100 };
-    expect(capOutput(body, "/chat/completions", 500)).toBe(false);
-    expect(body).toEqual({ model: "gpt-4o", max_tokens: 100 });
+    ["/v1/chat/completions", "gpt-4o-mini", "max_tokens"],
+    ["/v1/chat/completions", "o3-mini", "max_completion_tokens"],
+    ["/v1/chat/completions", "gpt-5", "max_completion_tokens"],
+    ["/v1/chat/completions", "ft:o4-mini-2025-04-16:org::abc", "max_completion_tokens"],
+    ["/v1/responses", "gpt-4o", "max_output_tokens"],
+    ["/v1/completions", "gpt-3.5-turbo-instruct", "max_tokens"],
+  ])("goes on %s for %s in %s", async (path, model, field) => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    await call(postJson(path, { model, messages: [] }), { MAX_OUTPUT_TOKENS: "500" });
+    expect(await upstream[0]?.json()).toEqual({ [field]: 500, model, messages: [] });
   });
 
   it.each(["max_tokens", "max_completion_tokens", "max_output_tokens"])(
-    "refuses %s over the cap, naming the cap",
-    (field) => {
-      expect(() => capOutput({ [field]: 501 }, "/chat/completions", 500)).toThrow(/cap of 500/);
+    "refuses %s over MAX_OUTPUT_TOKENS, naming the cap",
+    async (field) => {
+      const upstream = mockUpstream(() => openaiJson({}));
+      const { response } = await call(postJson("/v1/chat/completions", { model: "m", [field]: 501 }), {
+        MAX_OUTPUT_TOKENS: "500",
+      });
+      expect(response.status).toBe(400);
+      expect(await json(response)).toMatchObject({ error: { code: "max_tokens_over_cap", param: field } });
+      expect(upstream).toHaveLength(0);
     },
   );
 
-  it("does not touch endpoints that generate no text", () => {
-    const body = { model: "text-embedding-3-small", input: "x" };
-    expect(capOutput(body, "/embeddings", 500)).toBe(false);
+  it("does not touch endpoints that generate no text", async () => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    const raw = '{"model":"text-embedding-3-small","input":"x"}';
+    await call(postJson("/v1/embeddings", raw), { MAX_OUTPUT_TOKENS: "500" });
+    expect(await upstream[0]?.text()).toBe(raw);
+  });
+
+  it("sets none without MAX_OUTPUT_TOKENS or a budget", async () => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    const raw = '{"model":"gpt-4o-mini","messages":[]}';
+    await call(postJson("/v1/chat/completions", raw));
+    expect(await upstream[0]?.text()).toBe(raw);
+  });
+});
+
+describe("the request body", () => {
+  it("keeps every byte the client sent when nothing changes, spacing and key order included", async () => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    const raw = '{ "messages" : [ {"role":"user","content":"h\\u00e9"} ] ,\n "model":"gpt-4o-mini" }';
+    await call(postJson("/v1/chat/completions", raw), { ALLOWED_MODELS: "gpt-4o-mini" });
+    expect(await upstream[0]?.text()).toBe(raw);
+  });
+
+  it("changes only what it adds, keeping the rest byte for byte", async () => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    const raw = '{"model":"gpt-4o-mini", "messages":[], "stream":true, "stream_options":{"other":1}}';
+    await call(postJson("/v1/chat/completions", raw), { MAX_OUTPUT_TOKENS: "64" });
+    expect(await upstream[0]?.text()).toBe(
+      '{"max_tokens":64,"model":"gpt-4o-mini", "messages":[], "stream":true, "stream_options":{"other":1,"include_usage":true}}',
+    );
+  });
+
+  it("reads a model written with escapes as upstream will", async () => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    const { response } = await call(postJson("/v1/chat/completions", '{"mod\\u0065l":"gpt-4\\u006f","messages":[]}'), {
+      ALLOWED_MODELS: "gpt-4o-mini",
+    });
+    expect(response.status).toBe(403);
+    expect(await json(response)).toMatchObject({
+      error: { code: "model_not_allowed", message: expect.stringContaining("gpt-4o") },
+    });
+    expect(upstream).toHaveLength(0);
+  });
+
+  it("refuses a body that names the model twice, since parsers disagree on which one counts", async () => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    const { response } = await call(postJson("/v1/chat/completions", '{"model":"gpt-4o-mini","model":"o1"}'));
+    expect(response.status).toBe(400);
+    expect(await json(response)).toMatchObject({ error: { code: "invalid_json", param: "model" } });
+    expect(upstream).toHaveLength(0);
+  });
+
+  it.each([
+    ["not JSON", "{oops"],
+    ["a JSON array", "[1]"],
+    ["JSON with a comment", '{"model":"gpt-4o-mini" /* "o1" */}'],
+    ["JSON with a trailing comma", '{"model":"gpt-4o-mini",}'],
+  ])("refuses %s on an endpoint that bills tokens, without calling upstream", async (_, raw) => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    const { response } = await call(postJson("/v1/chat/completions", raw));
+    expect(response.status).toBe(400);
+    expect(await json(response)).toMatchObject({ error: { code: "invalid_json" } });
+    expect(upstream).toHaveLength(0);
+  });
+
+  it("reads the model whatever media type the body claims, so no type slips past the rules", async () => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    for (const type of ["text/plain", "application/x-www-form-urlencoded", "Application/JSON"]) {
+      const { response } = await call(
+        postJson("/v1/chat/completions", { model: "gpt-4o", messages: [] }, { "content-type": type }),
+        { ALLOWED_MODELS: "gpt-4o-mini" },
+      );
+      expect(response.status, type).toBe(403);
+    }
+    expect(upstream).toHaveLength(0);
   });
 });
 
@@ -121,5 +172,61 @@ describe("policy in the pipeline", () => {
     const refused = await call(proxyRequest("/v1/files"), vars);
     expect(refused.response.status).toBe(403);
     expect(await json(refused.response)).toMatchObject({ error: { code: "path_not_allowed" } });
+  });
+});
+
+describe("multipart forms to endpoints that bill tokens", () => {
+  function transcription(fields: Array<[string, string]>): Request {
+    const form = new FormData();
+    form.append("file", new Blob([new Uint8Array(3000)], { type: "audio/mpeg" }), "a.mp3");
+    for (const [name, value] of fields) form.append(name, value);
+    return proxyRequest("/v1/audio/transcriptions", { method: "POST", body: form });
+  }
+
+  it("applies ALLOWED_MODELS to the form's model field, wherever it comes in the form", async () => {
+    const upstream = mockUpstream(() => openaiJson({ text: "hi" }));
+    const vars = { ALLOWED_MODELS: "gpt-4o-mini-transcribe" };
+    const refused = await call(transcription([["model", "gpt-4o-transcribe"]]), vars);
+    expect(refused.response.status).toBe(403);
+    expect(await json(refused.response)).toMatchObject({ error: { code: "model_not_allowed" } });
+    const allowed = await call(transcription([["model", "gpt-4o-mini-transcribe"]]), vars);
+    expect(allowed.response.status).toBe(200);
+    expect(upstream).toHaveLength(1);
+  });
+
+  it("sends the form upstream byte for byte", async () => {
+    const upstream = mockUpstream(() => openaiJson({ text: "hi" }));
+    const request = transcription([["model", "gpt-4o-transcribe"]]);
+    const sent = new Uint8Array(await request.clone().arrayBuffer());
+    await call(request);
+    expect(new Uint8Array((await upstream[0]?.arrayBuffer()) ?? new ArrayBuffer(0))).toEqual(sent);
+  });
+
+  it("refuses a form that names the model twice", async () => {
+    const upstream = mockUpstream(() => openaiJson({ text: "hi" }));
+    const { response } = await call(
+      transcription([
+        ["model", "gpt-4o-mini-transcribe"],
+        ["model", "gpt-4o-transcribe"],
+      ]),
+    );
+    expect(response.status).toBe(400);
+    expect(upstream).toHaveLength(0);
+  });
+
+  it("prices the request by the form's model", async () => {
+    const usage = {
+      type: "tokens",
+      input_tokens: 1010,
+      input_token_details: { audio_tokens: 1000, text_tokens: 10 },
+      output_tokens: 5,
+      total_tokens: 1015,
+    };
+    mockUpstream(() => openaiJson({ text: "hi", usage }));
+    const { response, settled } = await call(transcription([["model", "gpt-4o-transcribe"]]));
+    await text(response);
+    await settled();
+    expect(requestLogs().at(-1)).toMatchObject({ model: "gpt-4o-transcribe", promptTokens: 1010 });
+    expect(requestLogs().at(-1)?.costUsd).toBeCloseTo((10 * 2.5 + 1000 * 6 + 5 * 10) / 1e6, 12);
   });
 });

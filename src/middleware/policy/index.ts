@@ -1,67 +1,250 @@
-import type { Context, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
+import type { Client } from "../../client";
+import { compilePatterns, matchesAny, type PolicySettings, type SeedDefaults } from "../../config";
+import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
-import type { AppEnv } from "../../types";
-import { requestJson } from "../body-limit";
-import { compilePatterns, matchesAny } from "./patterns";
+import { isRecord } from "../../lib/json";
+import { type JsonObject, memberValue, withMembers } from "../../lib/json-object";
+import { formFields } from "../../lib/multipart";
+import { limitsFor } from "../../limits/client";
+import type { RequestBody } from "../../proxy/forward";
+import {
+  billingOf,
+  capsOutput,
+  DEFAULT_OUTPUT_RESERVATION,
+  jsonInputTokens,
+  OUTPUT_FIELDS,
+  reservationFor,
+  uploadInputTokens,
+} from "../../usage/reservation";
+import type { Billing, Reservation } from "../../usage/spend";
+import { isUpload } from "../body";
+import { checkSeedRequest, invalidJson, REASONING_MODEL, seedDefaults } from "./seed";
 
-/** Reasoning models (fine-tunes of them too) take `max_completion_tokens`, not `max_tokens`, and no `temperature`. */
-export const REASONING_MODEL = /^(ft:)?(o\d|gpt-5)/;
-const OUTPUT_FIELDS = ["max_tokens", "max_completion_tokens", "max_output_tokens"] as const;
+declare module "hono" {
+  interface ContextVariableMap {
+    /** What goes upstream, decided once by `policy()`. */
+    outgoing: Outgoing;
+  }
+}
+
+/** A request as it will go upstream: the one place its body is rewritten, and what it may spend. */
+export type Outgoing = {
+  /** The decoded path below `/v1` that decisions follow, e.g. `/chat/completions`. */
+  endpoint: string;
+  /** The model the request names; null when it names none (or not as a string). */
+  model: string | null;
+  stream: boolean;
+  /** The body to send: the client's bytes, or a copy with the proxy's changes. */
+  body: RequestBody;
+  /** The proxy added `stream_options.include_usage`: its usage chunk must not reach the client. */
+  dropUsageChunk: boolean;
+  billing: Billing;
+  /** What the request may spend at most: what a budget reserves for it. */
+  reservation: Reservation;
+};
+
+/** Top-level fields the proxy decides on: a body that names one twice is refused (parsers disagree on which wins). */
+const READ_FIELDS = [
+  "model",
+  "stream",
+  "stream_options",
+  "n",
+  "messages",
+  "quality",
+  "size",
+  "partial_images",
+  ...OUTPUT_FIELDS,
+];
+
+/** The fields of a request the rules read, whether it came as JSON or as a multipart form. */
+type Fields = {
+  get(field: string): unknown;
+  duplicates: ReadonlySet<string>;
+  /** The JSON body, which the proxy may rewrite; null for a form, which it sends as it came. */
+  json: JsonObject | null;
+  /** Input tokens the body may cost, estimated. */
+  inputTokens: number;
+};
 
 /**
- * What a client may ask for on `/v1/*`: `ALLOWED_PATHS` (403 `path_not_allowed`), then the model
- * and output rules of `enforceRequestPolicy`. `POST /` applies those itself, after its defaults.
+ * What a client may ask for, and the one step that rewrites a request body: `ALLOWED_PATHS`
+ * (403 `path_not_allowed`), `ALLOWED_MODELS` and a token's `models` claim (403
+ * `model_not_allowed`), `MAX_OUTPUT_TOKENS` (400 over it); then the body's changes, encoded once:
+ * `POST /`'s defaults, an output cap for a request that names none while a cap or a budget applies,
+ * and `stream_options.include_usage` for a chat or completions stream, so its usage can be read.
+ * Sets `outgoing`, with what the request may spend. The rules read JSON bodies, whatever media type
+ * they claim, and the fields of multipart forms sent to endpoints that bill tokens (transcriptions,
+ * image edits); a body sent to such an endpoint that the proxy cannot read is refused (400
+ * `invalid_json`). Other uploads stream through unread.
  *
  * @example
- * app.on(["GET", "POST", "DELETE"], "/v1/*", configured(), bodyLimit(), clientAuth(), rateLimit(), policy(), openaiPassThrough);
+ * app.post("/", configured(), clientAuth(), bodyLimit(), policy("seed"), rateLimit(), seedChat);
  */
-export function policy(): MiddlewareHandler<AppEnv> {
+export function policy(route: "openai" | "seed"): MiddlewareHandler<AppEnv> {
   return async function policyMiddleware(c, next) {
-    checkPath(c, c.req.path);
-    const json = requestJson(c);
-    if (json !== undefined && enforceRequestPolicy(c, json, c.req.path.slice("/v1".length))) {
-      c.set("body", encoder.encode(JSON.stringify(json)));
+    const config = c.get("config");
+    const seed = route === "seed";
+    const path = seed ? "/v1/chat/completions" : c.req.path;
+    checkPath(config.policy, c.req.method, c.req.path, path);
+    const endpoint = path.slice("/v1".length);
+    const billing = billingOf(c.req.method, endpoint);
+    const body = c.get("body");
+    const contentType = c.req.header("content-type") ?? "";
+    const bytes = body instanceof Uint8Array ? body : null;
+    let json = c.get("json");
+    if (seed) json = checkSeedRequest(contentType, bytes, json);
+    const fields = json !== null ? jsonFields(json) : bytes !== null ? formOf(bytes, contentType) : null;
+
+    if (fields === null) {
+      // A body the rules must read and cannot: refused, rather than sent past them.
+      if (billing === "tokens" && bytes !== null && bytes.byteLength > 0) {
+        throw isUpload(contentType) ? unreadableForm() : invalidJson(bytes);
+      }
+      c.set("outgoing", opaque(endpoint, billing, body, c.req.header("content-length")));
+    } else {
+      const budgeted = limitsFor(config.limits, c.get("client")).tokensPerDay !== null;
+      const context = { endpoint, billing, seed, budgeted, policy: config.policy, client: c.get("client") };
+      c.set("outgoing", plan(fields, { ...context, defaults: config.seed, body }));
     }
     await next();
   };
 }
 
+function jsonFields(json: JsonObject): Fields {
+  return {
+    get: (field) => memberValue(json, field),
+    duplicates: json.duplicates,
+    json,
+    inputTokens: jsonInputTokens(json),
+  };
+}
+
+/** The fields of a multipart form the rules read; null when the body is not a well-formed form. */
+function formOf(bytes: Uint8Array, contentType: string): Fields | null {
+  if (!/^multipart\/form-data/i.test(contentType)) return null;
+  const form = formFields(bytes, contentType, READ_FIELDS);
+  if (form === null) return null;
+  const duplicates = new Set([...form].filter(([, values]) => values.length > 1).map(([name]) => name));
+  const get = (field: string): unknown => {
+    const value = form.get(field)?.[0];
+    if (value === undefined) return undefined;
+    if (field === "stream") return value === "true";
+    const number = Number(value);
+    return /^(n|partial_images)$/.test(field) && value.trim() !== "" && Number.isFinite(number) ? number : value;
+  };
+  return { get, duplicates, json: null, inputTokens: uploadInputTokens(bytes.byteLength) };
+}
+
+function unreadableForm(): ProxyError {
+  return new ProxyError(400, "request body is not a multipart form the proxy can read", { code: "invalid_json" });
+}
+
+/** An outgoing request whose body the proxy does not read (an upload, or no body): sent as it came. */
+function opaque(endpoint: string, billing: Billing, body: RequestBody, length: string | undefined): Outgoing {
+  const bytes = body instanceof Uint8Array ? body.byteLength : Number(length ?? 0) || 0;
+  const inputTokens = billing === "tokens" ? uploadInputTokens(bytes) : 0;
+  const reservation =
+    billing === "tokens"
+      ? reservationFor(endpoint, { inputTokens, cap: null, fields: {} })
+      : { inputTokens, outputTokens: 0 };
+  return { endpoint, model: null, stream: false, body, dropUsageChunk: false, billing, reservation };
+}
+
+type PlanContext = {
+  endpoint: string;
+  billing: Billing;
+  seed: boolean;
+  /** A daily token budget applies to the client. */
+  budgeted: boolean;
+  policy: PolicySettings;
+  client: Client;
+  defaults: SeedDefaults;
+  body: RequestBody;
+};
+
+/** Applies the rules to a request the proxy can read, and works out its one rewrite. */
+function plan(fields: Fields, context: PlanContext): Outgoing {
+  const { endpoint, billing, policy: settings, json } = { ...context, json: fields.json };
+  for (const field of READ_FIELDS) {
+    if (fields.duplicates.has(field)) {
+      throw new ProxyError(400, `request body names "${field}" more than once`, { code: "invalid_json", param: field });
+    }
+  }
+  const changes: Record<string, unknown> =
+    context.seed && json !== null ? seedDefaults(json, context.defaults, settings.maxOutputTokens) : {};
+  const value = (field: string) => (field in changes ? changes[field] : fields.get(field));
+
+  const rawModel = value("model");
+  const model = typeof rawModel === "string" ? rawModel : null;
+  if (model !== null) checkModel(settings, context.client, model);
+
+  // The output cap: the request's own, checked against the operator's; or one the proxy sets.
+  let cap: number | null = null;
+  for (const field of OUTPUT_FIELDS) {
+    const asked = value(field);
+    if (typeof asked !== "number") continue;
+    if (settings.maxOutputTokens !== null && asked > settings.maxOutputTokens) {
+      const message = `${field} is ${asked}, over this proxy's cap of ${settings.maxOutputTokens} output tokens`;
+      throw new ProxyError(400, message, { code: "max_tokens_over_cap", param: field });
+    }
+    cap = Math.max(cap ?? 0, asked);
+  }
+  if (cap === null && capsOutput(endpoint) && json !== null) {
+    const proxyCap = settings.maxOutputTokens ?? (context.budgeted ? DEFAULT_OUTPUT_RESERVATION : null);
+    if (proxyCap !== null) {
+      changes[outputField(endpoint, model ?? "")] = proxyCap;
+      cap = proxyCap;
+    }
+  }
+
+  const stream = value("stream") === true;
+  let dropUsageChunk = false;
+  if (stream && json !== null && (endpoint === "/chat/completions" || endpoint === "/completions")) {
+    const options = value("stream_options");
+    if (!isRecord(options) || options.include_usage !== true) {
+      changes.stream_options = { ...(isRecord(options) ? options : {}), include_usage: true };
+      dropUsageChunk = true;
+    }
+  }
+
+  const body = json === null || Object.keys(changes).length === 0 ? context.body : withMembers(json, changes);
+  const counted = {
+    n: value("n"),
+    quality: value("quality"),
+    size: value("size"),
+    partial_images: value("partial_images"),
+  };
+  const reservation =
+    billing === "tokens"
+      ? reservationFor(endpoint, { inputTokens: fields.inputTokens, cap, fields: counted })
+      : { inputTokens: 0, outputTokens: 0 };
+  return { endpoint, model, stream, body, dropUsageChunk, billing, reservation };
+}
+
 /** Refuses a path that `ALLOWED_PATHS` leaves out, with 403 `path_not_allowed`. */
-export function checkPath(c: Context<AppEnv>, path: string): void {
-  const { allowedPaths } = c.get("config");
-  if (allowedPaths !== null && !matchesAny(allowedPaths, path)) {
-    throw new ProxyError(403, `${c.req.method} ${c.req.path} is not enabled on this proxy`, {
+function checkPath(settings: PolicySettings, method: string, requested: string, path: string): void {
+  if (settings.allowedPaths !== null && !matchesAny(settings.allowedPaths, path)) {
+    throw new ProxyError(403, `${method} ${requested} is not enabled on this proxy`, {
       type: "permission_error",
       code: "path_not_allowed",
     });
   }
 }
 
-const encoder = new TextEncoder();
 const tokenPatterns = new WeakMap<readonly string[], RegExp[]>();
 
-/**
- * Applies `ALLOWED_MODELS` and a token's `models` claim (403 `model_not_allowed`, naming the
- * model, not the list), and `MAX_OUTPUT_TOKENS` (400 over the cap; a request without a cap gets
- * one, in the field the endpoint and model expect) to a JSON request for `path` (below `/v1`).
- * Returns whether `json` was changed, so that only a changed body is re-serialised.
- */
-export function enforceRequestPolicy(c: Context<AppEnv>, json: Record<string, unknown>, path: string): boolean {
-  const { allowedModels, maxOutputTokens } = c.get("config");
-  const model = typeof json.model === "string" ? json.model : undefined;
-  if (model !== undefined) {
-    if (allowedModels !== null && !matchesAny(allowedModels, model)) throw modelNotAllowed(model);
-    const claim = c.get("client")?.models;
-    if (claim !== undefined) {
-      let patterns = tokenPatterns.get(claim);
-      if (patterns === undefined) {
-        patterns = compilePatterns(claim) ?? [];
-        tokenPatterns.set(claim, patterns);
-      }
-      if (!matchesAny(patterns, model)) throw modelNotAllowed(model);
-    }
+/** Applies `ALLOWED_MODELS` and a token's `models` claim: 403 `model_not_allowed`, naming the model, not the list. */
+function checkModel(settings: PolicySettings, client: Client, model: string): void {
+  if (settings.allowedModels !== null && !matchesAny(settings.allowedModels, model)) throw modelNotAllowed(model);
+  const claim = client.models;
+  if (claim === undefined) return;
+  let patterns = tokenPatterns.get(claim);
+  if (patterns === undefined) {
+    patterns = compilePatterns(claim) ?? [];
+    tokenPatterns.set(claim, patterns);
   }
-  return maxOutputTokens !== null && capOutput(json, path, maxOutputTokens);
+  if (!matchesAny(patterns, model)) throw modelNotAllowed(model);
 }
 
 function modelNotAllowed(model: string): ProxyError {
@@ -72,32 +255,8 @@ function modelNotAllowed(model: string): ProxyError {
   });
 }
 
-/**
- * Holds a request body to `cap` output tokens. Throws 400 when it asks for more; when it names no
- * limit on an endpoint that generates text, sets one. Returns whether the body changed.
- */
-export function capOutput(json: Record<string, unknown>, path: string, cap: number): boolean {
-  for (const field of OUTPUT_FIELDS) {
-    const value = json[field];
-    if (typeof value === "number" && value > cap) {
-      throw new ProxyError(400, `${field} is ${value}, over this proxy's cap of ${cap} output tokens`, {
-        code: "max_tokens_over_cap",
-        param: field,
-      });
-    }
-  }
-  if (OUTPUT_FIELDS.some((field) => typeof json[field] === "number")) return false;
-  const field = outputField(path, typeof json.model === "string" ? json.model : "");
-  if (field === null) return false;
-  json[field] = cap;
-  return true;
+/** The field an endpoint and model take their output cap in. */
+export function outputField(endpoint: string, model: string): (typeof OUTPUT_FIELDS)[number] {
+  if (endpoint === "/responses") return "max_output_tokens";
+  return endpoint === "/chat/completions" && REASONING_MODEL.test(model) ? "max_completion_tokens" : "max_tokens";
 }
-
-function outputField(path: string, model: string): (typeof OUTPUT_FIELDS)[number] | null {
-  if (path === "/responses") return "max_output_tokens";
-  if (path === "/completions") return "max_tokens";
-  if (path === "/chat/completions") return REASONING_MODEL.test(model) ? "max_completion_tokens" : "max_tokens";
-  return null;
-}
-
-export { compilePatterns, matchesAny } from "./patterns";

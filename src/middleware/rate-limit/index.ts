@@ -1,34 +1,45 @@
 import type { MiddlewareHandler } from "hono";
-import type { ReadyConfig } from "../../config";
+import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
-// The modules, not the index: the index also exports the Durable Object class, which needs cloudflare:workers.
-import { limiterFor } from "../../limits/client";
+// The modules, not the Durable Object's: its class needs cloudflare:workers.
+import { limiterFor, limitsFor } from "../../limits/client";
 import { rateLimitHeaders } from "../../limits/headers";
-import type { AppEnv, RequestBody } from "../../types";
-import { requestJson } from "../body-limit";
-import { capOutput } from "../policy";
+
+declare module "hono" {
+  interface ContextVariableMap {
+    /** What admission took for this request, to be given back once its outcome is known. */
+    admission: Admission;
+  }
+}
+
+/** An admitted request's hold on its client's limits. */
+export type Admission = {
+  /**
+   * Frees the request's stream slot and settles its token reservation at `tokens`, what it really
+   * spent: one Durable Object call, retried once (it can fail while the object restarts, e.g.
+   * during a deploy), then logged.
+   */
+  finish(tokens: number): Promise<void>;
+};
 
 /**
- * Counts every authenticated request against its client's per-minute limit, and every stream
- * against its concurrent-stream limit, in the client's Durable Object: one round trip per
- * request, exact across the whole edge. Over a limit: 429 `rate_limit_exceeded` with
- * `Retry-After` and OpenAI's `x-ratelimit-*-requests` headers; under it the same headers tell
- * what is left, replacing upstream's (the client cares about its own limit). A stream's slot is
- * given back when the stream ends, however it ends.
+ * Admits every authenticated request against its client's limits, in the client's Durable Object:
+ * one round trip, exact across the whole edge. Counts it against the per-minute limit, takes a
+ * concurrent-stream slot for a stream, and reserves what the request may spend from a daily token
+ * budget (`outgoing.reservation`), refusing one whose reservation does not fit in what is left.
+ * Over a limit: 429 `rate_limit_exceeded` with `Retry-After` and OpenAI's `x-ratelimit-*-requests`
+ * headers; over the budget: 429 `insufficient_quota`, saying how much is left. Admitted, it sets
+ * `admission`, which the accounting step finishes with what the request really spent.
  *
  * @example
- * app.post("/", configured(), bodyLimit(), clientAuth(), rateLimit(), seedChat);
+ * app.post("/", configured(), clientAuth(), bodyLimit(), policy("seed"), rateLimit(), seedChat);
  */
 export function rateLimit(): MiddlewareHandler<AppEnv> {
   return async function rateLimitMiddleware(c, next) {
-    const config = c.get("config");
     const client = c.get("client");
-    const perKey = client.kind === "key" ? config.keyLimits.get(client.name) : undefined;
-    const rpm = client.rpm ?? perKey?.rpm ?? config.rateLimitRpm;
-    const maxStreams = perKey?.maxStreams ?? config.maxConcurrentStreams;
-    const tokensPerDay = client.tpd ?? perKey?.tokensPerDay ?? config.dailyTokenBudget;
-    const json = requestJson(c);
-    const stream = json?.stream === true;
+    const outgoing = c.get("outgoing");
+    const { rpm, maxStreams, tokensPerDay } = limitsFor(c.get("config").limits, client);
+    const stream = outgoing.stream;
     // 0 means no limit: with nothing to count, the Durable Object is not asked at all.
     if (rpm === 0 && (maxStreams === 0 || !stream) && tokensPerDay === null) return next();
     const limits = {
@@ -36,74 +47,44 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
       maxStreams: maxStreams === 0 ? Number.MAX_SAFE_INTEGER : maxStreams,
       tokensPerDay,
     };
+    const { inputTokens, outputTokens } = outgoing.reservation;
+    const reserve = tokensPerDay === null ? 0 : inputTokens + outputTokens;
     const limiter = limiterFor(c.env.RATE_LIMITER, client.id);
-    let reserve = 0;
-    if (tokensPerDay !== null) {
-      // Nothing may spend more than it reserved: a request without an output cap gets the reserved one.
-      const endpoint = c.req.path === "/" ? "/chat/completions" : c.req.path.slice("/v1".length);
-      if (json !== undefined && capOutput(json, endpoint, config.maxOutputTokens ?? DEFAULT_OUTPUT_RESERVATION)) {
-        c.set("body", encoder.encode(JSON.stringify(json)));
-      }
-      reserve = reservation(c.get("body"), json, config);
-    }
     const admission = await limiter.acquire(limits, stream, reserve);
     const headers = rateLimitHeaders(admission);
     if (!admission.ok && admission.reason === "budget") {
+      const left = admission.tokensLeft ?? 0;
       throw new ProxyError(
         429,
-        `${client.name} has spent its daily budget of ${tokensPerDay} tokens; it renews at 00:00 UTC.`,
+        `${client.name} has ${left} of its ${tokensPerDay} daily tokens left, and this request reserves ${reserve} ` +
+          `(its input and the output it may generate); the budget renews at 00:00 UTC.`,
         { type: "insufficient_quota", code: "insufficient_quota", headers },
       );
     }
     if (!admission.ok) {
       const what =
         admission.reason === "streams"
-          ? `more than ${admission.limit} concurrent streams`
+          ? `more than ${maxStreams} concurrent streams`
           : `more than ${admission.limit} requests per minute`;
       throw new ProxyError(
         429,
         `Rate limit reached for ${client.name}: ${what}. Try again in ${admission.retryAfterSeconds} s.`,
-        {
-          type: "rate_limit_error",
-          code: "rate_limit_exceeded",
-          headers,
-        },
+        { type: "rate_limit_error", code: "rate_limit_exceeded", headers },
       );
     }
 
+    const { slot, reservation } = admission;
+    if (slot !== null || reservation !== null) {
+      c.set("admission", {
+        finish: (tokens) => retryOnce("finish an admitted request", () => limiter.finish(slot, reservation, tokens)),
+      });
+    }
     await next();
-
     for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value);
-    const { slot, reservation: reserved } = admission;
-    const info = c.get("info");
-    if (slot !== null) {
-      c.executionCtx.waitUntil(
-        (info.done ?? Promise.resolve()).then(() => retryOnce("release a stream slot", () => limiter.release(slot))),
-      );
-    }
-    if (reserved !== null) {
-      const settled = (info.accounting ?? Promise.resolve(null)).then((accounting) =>
-        retryOnce("settle a token reservation", () =>
-          limiter.settle(reserved, accounting === null ? null : accounting.tokens),
-        ),
-      );
-      c.executionCtx.waitUntil(settled);
-    }
   };
 }
 
-/** Reserved before forwarding: the request's output cap (or the proxy's, or 4096) for each of its `n` choices, plus about a token per 4 bytes of input. */
-function reservation(body: RequestBody, json: Record<string, unknown> | undefined, config: ReadyConfig): number {
-  const input = body instanceof Uint8Array ? Math.ceil(body.byteLength / 4) : 0;
-  const asked = [json?.max_tokens, json?.max_completion_tokens, json?.max_output_tokens].find(
-    (v) => typeof v === "number",
-  );
-  const output = typeof asked === "number" ? asked : (config.maxOutputTokens ?? DEFAULT_OUTPUT_RESERVATION);
-  const choices = typeof json?.n === "number" && json.n > 1 ? json.n : 1;
-  return input + output * choices;
-}
-
-/** A Durable Object call after the response, tried twice (it can fail while the object restarts, e.g. during a deploy), then logged. */
+/** A Durable Object call, tried twice, then logged. */
 function retryOnce(what: string, call: () => Promise<void> | void): Promise<void> {
   const attempt = async () => {
     await call();
@@ -114,6 +95,3 @@ function retryOnce(what: string, call: () => Promise<void> | void): Promise<void
       console.error(JSON.stringify({ level: "error", msg: `could not ${what}`, error: String(error) }));
     });
 }
-
-const DEFAULT_OUTPUT_RESERVATION = 4096;
-const encoder = new TextEncoder();

@@ -1,0 +1,149 @@
+import type { ContextVariableMap, MiddlewareHandler } from "hono";
+import { getConfig } from "../../config";
+import type { AppEnv } from "../../env";
+import { ProxyError } from "../../errors";
+import { writeUsage } from "../../usage/ledger";
+import { NOT_SENT, type Outcome, type Spend, type SpendContext, spendOf } from "../../usage/spend";
+
+declare module "hono" {
+  interface ContextVariableMap {
+    /** How the request ended and what it used, once its answer is over: handed over by the route that forwarded it. */
+    outcome: Promise<Outcome>;
+  }
+}
+
+/** One JSON log line per request. Never a key, a token or message content: only these fields. */
+export type RequestLog = {
+  level: "info" | "error";
+  msg: "request";
+  requestId: string;
+  method: string;
+  path: string;
+  /** Who called: `key:<name>`, `sub:<subject>` or `ip:<address>`; never a key or token. */
+  client: string | null;
+  status: number;
+  upstreamStatus: number | null;
+  model: string | null;
+  stream: boolean;
+  durationMs: number;
+  ttfbMs: number | null;
+  ttftMs: number | null;
+  promptTokens: number;
+  completionTokens: number;
+  cachedTokens: number;
+  reasoningTokens: number;
+  /** From the price table; null for models without a price. */
+  costUsd: number | null;
+  /** Where the counts come from: upstream's report, an estimate, the reservation, or nothing spent. */
+  basis: Spend["basis"];
+  /** The counts are not upstream's own. */
+  incomplete: boolean;
+  /** How the request ended (see `Ending`). */
+  outcome: Outcome["ending"];
+  error?: string;
+};
+
+/**
+ * Records every request, after its response, in one place: awaits the request's outcome (a
+ * request the route never forwarded has one too: nothing sent), works out once what it spent
+ * (`spendOf`), settles its admission at that, and writes the log line and the ledger record, all
+ * from that one value. Runs right after the request id, so it sees every request, refusals included.
+ *
+ * @example
+ * app.use(requestId());
+ * app.use(accounting());
+ */
+export function accounting(): MiddlewareHandler<AppEnv> {
+  return async function accountingMiddleware(c, next) {
+    const startedAt = Date.now();
+    await next();
+
+    const config = getConfig(c.env);
+    const client = optional(c.var, "client");
+    const outgoing = optional(c.var, "outgoing");
+    const admission = optional(c.var, "admission");
+    const outcome = optional(c.var, "outcome") ?? Promise.resolve(NOT_SENT);
+    const status = c.res.status;
+    const requestId = c.res.headers.get("x-request-id") ?? c.get("requestId");
+    const { method } = c.req;
+    const path = c.req.path;
+    const error =
+      c.error instanceof ProxyError ? (c.error.code ?? c.error.type) : c.error ? "internal_error" : undefined;
+    const context: SpendContext = {
+      model: outgoing?.model ?? null,
+      billing: outgoing?.billing ?? "free",
+      reservation: outgoing?.reservation ?? { inputTokens: 0, outputTokens: 0 },
+    };
+
+    const record = async () => {
+      const ended = await outcome;
+      const spend = spendOf(ended, context, config.usage.prices);
+      await admission?.finish(spend.tokens);
+      const durationMs = Date.now() - startedAt;
+      const since = (at: number | null) => (at === null ? null : at - startedAt);
+      const failed = ended.ending === "cut" || ended.ending === "stalled";
+      const { usage } = spend;
+      if (config.usage.log) {
+        const line: RequestLog = {
+          level: status >= 500 || failed ? "error" : "info",
+          msg: "request",
+          requestId,
+          method,
+          path,
+          client: client?.id ?? null,
+          status,
+          upstreamStatus: ended.upstreamStatus,
+          model: context.model,
+          stream: ended.stream,
+          durationMs,
+          ttfbMs: since(ended.headersAt),
+          ttftMs: since(ended.firstOutputAt),
+          promptTokens: usage.promptTokens,
+          completionTokens: usage.completionTokens,
+          cachedTokens: usage.cachedTokens,
+          reasoningTokens: usage.reasoningTokens,
+          costUsd: spend.costUsd,
+          basis: spend.basis,
+          incomplete: spend.incomplete,
+          outcome: ended.ending,
+          ...(failed ? { error: ended.ending === "cut" ? "upstream_interrupted" : "upstream_stalled" } : {}),
+          ...(!failed && error !== undefined ? { error } : {}),
+        };
+        console.log(JSON.stringify(line));
+      }
+      if (client === undefined || !config.usage.record) return;
+      await writeUsage(c.env.USAGE_DB, {
+        ts: startedAt,
+        requestId,
+        client: client.name,
+        clientKind: client.kind,
+        route: path,
+        model: context.model,
+        status,
+        promptTokens: usage.promptTokens,
+        completionTokens: usage.completionTokens,
+        totalTokens: usage.totalTokens,
+        cachedTokens: usage.cachedTokens,
+        reasoningTokens: usage.reasoningTokens,
+        costUsd: spend.costUsd,
+        basis: spend.basis,
+        durationMs,
+        ttftMs: since(ended.firstOutputAt),
+        incomplete: spend.incomplete,
+      }).catch((cause: unknown) => {
+        console.error(
+          JSON.stringify({ level: "error", msg: "usage ledger write failed", requestId, error: String(cause) }),
+        );
+      });
+    };
+    c.executionCtx.waitUntil(record());
+  };
+}
+
+/** A context variable that an earlier step may not have set (the request ended before it). */
+function optional<K extends keyof ContextVariableMap>(
+  vars: Readonly<ContextVariableMap>,
+  key: K,
+): ContextVariableMap[K] | undefined {
+  return (vars as Partial<ContextVariableMap>)[key];
+}

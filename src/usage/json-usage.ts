@@ -1,0 +1,137 @@
+import { ASCII } from "../lib/bytes";
+import { readUsage, type Usage } from "./usage";
+
+const { QUOTE, BACKSLASH, OPEN_BRACE, CLOSE_BRACE, OPEN_BRACKET, CLOSE_BRACKET, COLON, COMMA } = ASCII;
+/** A `usage` object larger than this is not a usage object: stop holding it. */
+const MAX_USAGE_BYTES = 64 * 1024;
+
+const decoder = new TextDecoder();
+const USAGE_KEY = "usage";
+
+/**
+ * Reads the top-level `usage` member of a JSON response body as its chunks pass, whatever the
+ * endpoint (chat, embeddings, responses, images, transcriptions…), without holding or parsing the
+ * rest: it tracks nesting and strings byte by byte (strings are skipped natively), keeps only the
+ * bytes of the `usage` value, and parses just those.
+ *
+ * @example
+ * const reader = new JsonUsageReader();
+ * for await (const chunk of body) reader.push(chunk);
+ * reader.usage; // { promptTokens: 12, … } or null
+ */
+export class JsonUsageReader {
+  #depth = 0;
+  #inString = false;
+  #escaped = false;
+  /** The top-level key being read, while inside it. */
+  #key: number[] | null = null;
+  /** The last complete top-level key, until its value starts. */
+  #lastKey: string | null = null;
+  #afterColon = false;
+  /** The `usage` value's bytes, while inside it. */
+  #held: Uint8Array[] | null = null;
+  #heldBytes = 0;
+  #usage: Usage | null = null;
+
+  get usage(): Usage | null {
+    return this.#usage;
+  }
+
+  push(chunk: Uint8Array): void {
+    let holdFrom = this.#held === null ? -1 : 0;
+    for (let i = 0; i < chunk.byteLength; i++) {
+      const byte = chunk[i] as number;
+      if (this.#inString) {
+        if (this.#escaped) {
+          this.#escaped = false;
+          this.#key?.push(byte);
+          continue;
+        }
+        if (this.#key === null) {
+          // Jump to the next quote or backslash natively: long strings are most of a body.
+          const quote = chunk.indexOf(QUOTE, i);
+          const slash = chunk.indexOf(BACKSLASH, i);
+          const stop = quote === -1 ? slash : slash === -1 ? quote : Math.min(quote, slash);
+          if (stop === -1) break;
+          i = stop;
+        }
+        const at = chunk[i] as number;
+        if (at === BACKSLASH) {
+          this.#escaped = true;
+          this.#key?.push(at);
+        } else if (at === QUOTE) {
+          this.#inString = false;
+          if (this.#key !== null) {
+            this.#lastKey = decoder.decode(Uint8Array.from(this.#key));
+            this.#key = null;
+          }
+        } else {
+          this.#key?.push(at);
+        }
+        continue;
+      }
+      if (byte === QUOTE) {
+        this.#inString = true;
+        // A string at depth 1 that is not a value is a key.
+        if (this.#depth === 1 && !this.#afterColon) this.#key = [];
+        continue;
+      }
+      if (byte === COLON && this.#depth === 1) {
+        this.#afterColon = true;
+        continue;
+      }
+      if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
+        if (this.#depth === 1 && this.#afterColon && this.#lastKey === USAGE_KEY && byte === OPEN_BRACE) {
+          this.#held = [];
+          this.#heldBytes = 0;
+          holdFrom = i;
+        }
+        this.#depth++;
+        continue;
+      }
+      if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+        this.#depth--;
+        if (this.#depth === 1 && this.#held !== null) {
+          this.#hold(chunk.subarray(holdFrom, i + 1));
+          this.#finishUsage();
+          holdFrom = -1;
+        }
+        continue;
+      }
+      if (byte === COMMA && this.#depth === 1) {
+        // A comma ends a top-level member.
+        this.#afterColon = false;
+        this.#lastKey = null;
+      }
+    }
+    if (this.#held !== null && holdFrom !== -1) this.#hold(chunk.subarray(holdFrom));
+  }
+
+  #hold(piece: Uint8Array): void {
+    if (this.#held === null) return;
+    this.#heldBytes += piece.byteLength;
+    if (this.#heldBytes > MAX_USAGE_BYTES) {
+      this.#held = null;
+      return;
+    }
+    // A copy: the chunk itself goes on to the client.
+    this.#held.push(piece.slice());
+  }
+
+  #finishUsage(): void {
+    const held = this.#held;
+    this.#held = null;
+    if (held === null) return;
+    const bytes = new Uint8Array(this.#heldBytes);
+    let offset = 0;
+    for (const piece of held) {
+      bytes.set(piece, offset);
+      offset += piece.byteLength;
+    }
+    try {
+      this.#usage = readUsage(JSON.parse(decoder.decode(bytes))) ?? this.#usage;
+    } catch {
+      // Not JSON after all: leave the usage unknown.
+    }
+  }
+}

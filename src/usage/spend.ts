@@ -1,0 +1,131 @@
+import { type Price, priceFor } from "../config";
+import { costUsd } from "./cost";
+import { plainUsage, type Usage } from "./usage";
+
+/**
+ * How one request ended:
+ * - `not_sent`: upstream never saw it (the proxy refused it, or the client had gone);
+ * - `unreachable`: upstream could not be reached;
+ * - `upstream_error`: upstream answered with an error status (or a redirect), which OpenAI does not bill;
+ * - `timeout`: upstream received it and sent no response headers in time;
+ * - `client_closed`: the client went away before upstream's response headers;
+ * - `complete`: the answer went to the client whole;
+ * - `cut`, `stalled`, `cancelled`: a stream that upstream broke off, went silent in, or the client left.
+ */
+export type Ending =
+  | "not_sent"
+  | "unreachable"
+  | "upstream_error"
+  | "timeout"
+  | "client_closed"
+  | "complete"
+  | "cut"
+  | "stalled"
+  | "cancelled";
+
+/** How a request ended and what upstream said it used: the one value all accounting reads. */
+export type Outcome = {
+  ending: Ending;
+  /** Upstream's status; null when it sent none. */
+  upstreamStatus: number | null;
+  /** The answer was a stream of server-sent events. */
+  stream: boolean;
+  /** What upstream reported; null when it reported nothing the proxy could read. */
+  usage: Usage | null;
+  /** Events of a stream that carried output: about one output token each, for an estimate. */
+  outputEvents: number;
+  /** When upstream's response headers came, in milliseconds since the epoch; null when none came. */
+  headersAt: number | null;
+  /** When upstream's first output came (for a JSON answer, its headers). */
+  firstOutputAt: number | null;
+};
+
+/** The outcome of a request that upstream never saw. */
+export const NOT_SENT: Outcome = {
+  ending: "not_sent",
+  upstreamStatus: null,
+  stream: false,
+  usage: null,
+  outputEvents: 0,
+  headersAt: null,
+  firstOutputAt: null,
+};
+
+/** What a request may spend at most, estimated before it is sent: the budget's reservation. */
+export type Reservation = {
+  /** Estimated input tokens (about one per four bytes of text; see the policy step). */
+  inputTokens: number;
+  /** The output the request may generate: its own cap, or the one the proxy set, times its choices. */
+  outputTokens: number;
+};
+
+/** What a request is known to spend: what one outcome settles at. */
+export type Spend = {
+  /**
+   * Where the figures come from: `none` (nothing was spent), `reported` (upstream's usage),
+   * `estimate` (a stream without usage: its input estimate plus one token per output event),
+   * `reservation` (upstream may have worked and said nothing: the reservation in full).
+   */
+  basis: "none" | "reported" | "estimate" | "reservation";
+  usage: Usage;
+  /** `usage.promptTokens + usage.completionTokens`: what token budgets count. */
+  tokens: number;
+  /** Null when the model has no price. */
+  costUsd: number | null;
+  /** The figures are not upstream's own (`estimate` or `reservation`). */
+  incomplete: boolean;
+};
+
+/**
+ * How a request can be billed: `tokens`, a POST to an endpoint that bills tokens (chat,
+ * responses, embeddings, images, audio…); `reported`, any other POST, which costs what its answer
+ * reports, if anything; `free`, reads and deletes, which cost nothing whatever their answer holds
+ * (a retrieved response repeats the usage it was already charged for).
+ */
+export type Billing = "tokens" | "reported" | "free";
+
+/** What a request about to be sent is: its model, how its endpoint bills, what it reserved. */
+export type SpendContext = {
+  model: string | null;
+  billing: Billing;
+  reservation: Reservation;
+};
+
+/**
+ * What a request spent, from how it ended. The one place this is decided:
+ * - nothing for a read or a delete, when upstream never received the request, or when it answered
+ *   with an error (OpenAI bills no failed request);
+ * - upstream's reported usage whenever there is one, on any path;
+ * - nothing for an answer without usage from a POST that bills no tokens (files, batches…);
+ * - for a token-billed stream without usage (cut, stalled, cancelled, or an upstream that never
+ *   reports it): the estimate, marked incomplete;
+ * - the reservation in full, marked incomplete, when upstream received a token-billed request and
+ *   nothing can be known: no answer in time, the client gone before the answer, an answer without usage.
+ *
+ * @example
+ * spendOf(NOT_SENT, { model: "gpt-4o", billing: "tokens", reservation: { inputTokens: 10, outputTokens: 4000 } }, prices).tokens; // 0
+ */
+export function spendOf(outcome: Outcome, context: SpendContext, prices: ReadonlyMap<string, Price>): Spend {
+  const { reservation, billing } = context;
+  const nothing = () => spend("none", plainUsage(0, 0), context, prices);
+  const sent = outcome.ending !== "not_sent" && outcome.ending !== "unreachable" && outcome.ending !== "upstream_error";
+  if (billing === "free" || !sent) return nothing();
+  if (outcome.usage !== null) return spend("reported", outcome.usage, context, prices);
+  if (billing === "reported") return nothing();
+  if (outcome.stream) {
+    return spend("estimate", plainUsage(reservation.inputTokens, outcome.outputEvents), context, prices);
+  }
+  return spend("reservation", plainUsage(reservation.inputTokens, reservation.outputTokens), context, prices);
+}
+
+function spend(basis: Spend["basis"], usage: Usage, context: SpendContext, prices: ReadonlyMap<string, Price>): Spend {
+  const price = context.model === null ? null : priceFor(context.model, prices);
+  const tokens = usage.promptTokens + usage.completionTokens;
+  return {
+    basis,
+    usage,
+    tokens,
+    costUsd: basis === "none" ? 0 : price === null ? null : costUsd(price, usage),
+    incomplete: basis === "estimate" || basis === "reservation",
+  };
+}

@@ -47,7 +47,11 @@ export function createApp(): Hono<AppEnv> {
   app.all("/v1/*", () => methodNotAllowed("GET, POST, DELETE, OPTIONS"));
   // Rendered here, not thrown: Hono calls notFound outside the steps' error handling, so a throw
   // would skip what the steps add on the way out (CORS headers, the request id).
-  app.notFound((c) => renderError(notFound(c.req.method, c.req.path), c.req.path));
+  app.notFound((c) => {
+    const error = notFound(c.req.method, c.req.path);
+    c.error = error;
+    return renderError(error, c.req.path);
+  });
 
   app.onError((error, c) => {
     if (!(error instanceof ProxyError)) {

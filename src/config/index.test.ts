@@ -11,11 +11,11 @@ describe("parseConfig", () => {
       upstream: {
         baseUrl: "https://api.openai.com/v1",
         basePath: "/v1",
-        timeoutMs: 120_000,
+        timeoutMs: 600_000,
         streamIdleTimeoutMs: 300_000,
       },
       seed: { model: "gpt-3.5-turbo", temperature: 0.7, maxTokens: 1000 },
-      body: { maxBytes: 10 * 1024 * 1024 },
+      body: { maxBytes: 100 * 1024 * 1024 },
       usage: { log: true, record: true },
       policy: { allowedModels: null, allowedPaths: null, maxOutputTokens: null },
       limits: { rpm: 60, maxStreams: 5, dailyTokenBudget: null },

@@ -84,8 +84,11 @@ const DEFAULTS = {
   DEFAULT_MODEL: "gpt-3.5-turbo",
   DEFAULT_TEMPERATURE: "0.7",
   DEFAULT_MAX_TOKENS: "1000",
-  MAX_BODY_BYTES: String(10 * 1024 * 1024),
-  UPSTREAM_TIMEOUT_MS: "120000",
+  // Cloudflare accepts request bodies up to 100 MB on every plan; OpenAI accepts audio files of 25 MB
+  // and image payloads of tens of MB (checked 2026-11-30).
+  MAX_BODY_BYTES: String(100 * 1024 * 1024),
+  // The official SDKs wait 10 minutes for an answer (openai-node's default timeout, 600 s).
+  UPSTREAM_TIMEOUT_MS: "600000",
   STREAM_IDLE_TIMEOUT_MS: "300000",
   LOG_REQUESTS: "true",
   RATE_LIMIT_RPM: "60",

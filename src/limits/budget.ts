@@ -4,7 +4,7 @@ import { DAY_MS, utcDay } from "../lib/time";
  * A reservation never settled (its Worker died before it could) is charged in full this long after
  * it was taken: longer than any request the proxy lets run unattended.
  */
-export const RESERVATION_EXPIRY_MS = 30 * 60_000;
+export const RESERVATION_EXPIRY_MS = 60 * 60_000;
 
 /**
  * One client's daily token budget, in the object's SQLite (it must survive eviction): what each

@@ -3,7 +3,7 @@
  * long after it was taken, so a client cannot be locked out for good. Longer than any stream the
  * proxy lets run unattended, so a live stream is rarely freed early.
  */
-export const MAX_STREAM_MS = 15 * 60_000;
+export const MAX_STREAM_MS = 30 * 60_000;
 
 /**
  * One client's live stream slots, in memory and in the object's SQLite (a stream can outlive the

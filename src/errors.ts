@@ -36,6 +36,7 @@ export type ErrorCode =
   | "upstream_unreachable"
   | "upstream_auth_failed"
   | "upstream_redirect"
+  | "upstream_bad_response"
   | "upstream_interrupted"
   | "upstream_stalled"
   | "client_closed";

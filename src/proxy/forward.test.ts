@@ -64,7 +64,8 @@ describe("the upstream request", () => {
 });
 
 describe("upstream errors", () => {
-  it.each([401, 403])("hide an upstream %i, which echoes part of the key, behind a generic 502", async (status) => {
+  it("hide an upstream 401, which echoes part of the key, behind a generic 502", async () => {
+    const status = 401;
     mockUpstream(() =>
       openaiJson(
         {
@@ -103,6 +104,67 @@ describe("upstream errors", () => {
     for (const [name, value] of Object.entries(headers)) expect(response.headers.get(name)).toBe(value);
   });
 
+  it.each([
+    [403, "You are not allowed to sample from this model", "model_not_found"],
+    [403, "Project proj_abc does not have access to model gpt-5", null],
+    [400, "Invalid 'messages[0].content'", "invalid_value"],
+  ])("pass an upstream %i through with upstream's type and code", async (status, message, code) => {
+    mockUpstream(() => openaiJson({ error: { message, type: "invalid_request_error", param: null, code } }, status));
+    const { response } = await call(postJson("/v1/chat/completions", CHAT));
+    expect(response.status).toBe(status);
+    expect(await json(response)).toEqual({ error: { message, type: "invalid_request_error", param: null, code } });
+  });
+
+  it.each([
+    ["the proxy's key", `bad key ${TEST_KEY} sent`],
+    ["a masked key", `Incorrect API key provided: ${TEST_KEY.slice(0, 8)}****${TEST_KEY.slice(-4)}.`],
+    ["a project key", "key sk-proj-AbCdEf0123456789_xyz is disabled"],
+    ["a session token", "session sess-Zx81kLmNoP0q expired"],
+    ["an ephemeral key", "ek_68a1b2c3d4e5f6 was used"],
+    ["a bearer credential", "Authorization: Bearer abc.def.ghi was refused"],
+  ])("redact %s from an upstream error's message", async (_, message) => {
+    mockUpstream(() => openaiJson({ error: { message, type: "invalid_request_error", param: null, code: "x" } }, 403));
+    const { response } = await call(postJson("/v1/chat/completions", CHAT));
+    expect(response.status).toBe(403);
+    const body = await json<{ error: { message: string; code: string } }>(response);
+    expect(body.error.code).toBe("x");
+    expect(body.error.message).toContain("[redacted]");
+    expect(body.error.message).not.toMatch(/sk-|sess-[A-Za-z0-9]|ek_6|abc\.def|\*\*\*\*/);
+  });
+
+  it("redacts key-like text from an error body that is not JSON", async () => {
+    mockUpstream(() => new Response("<html>denied for sk-abcdefghijklmnop</html>", { status: 403 }));
+    const { response } = await call(postJson("/v1/chat/completions", CHAT));
+    expect(response.status).toBe(403);
+    expect(await text(response)).toBe("<html>denied for [redacted]</html>");
+  });
+
+  it("names the cause and the fix of OpenAI's region block, and tells SDKs not to retry", async () => {
+    const blocked = {
+      message: "Country, region, or territory not supported",
+      type: "request_forbidden",
+      param: null,
+      code: "unsupported_country_region_territory",
+    };
+    mockUpstream(() => openaiJson({ error: blocked }, 403));
+    const { response } = await call(postJson("/v1/chat/completions", CHAT));
+    expect(response.status).toBe(403);
+    const body = await json<{ error: { message: string; type: string; code: string } }>(response);
+    expect(body.error).toMatchObject({ type: "request_forbidden", code: "unsupported_country_region_territory" });
+    expect(body.error.message).toContain("placement");
+    expect(response.headers.get("x-should-retry")).toBe("false");
+  });
+
+  it.each([100, 101, 103, 600, 999])(
+    "answers an upstream status %i, which is not a final answer, with 502",
+    async (status) => {
+      mockUpstream(() => ({ status, headers: new Headers(), body: null, ok: false }) as unknown as Response);
+      const { response } = await call(postJson("/v1/chat/completions", CHAT));
+      expect(response.status).toBe(502);
+      expect(await json(response)).toMatchObject({ error: { code: "upstream_bad_response" } });
+    },
+  );
+
   it("answers 502 when upstream is unreachable", async () => {
     mockUpstream(() => {
       throw new TypeError("Network connection lost.");
@@ -132,6 +194,8 @@ describe("upstream errors", () => {
       error: { code: "upstream_timeout", message: "POST /v1/chat/completions: upstream sent no response within 30 ms" },
     });
     expect(await abortSeen).toBe("upstream timed out");
+    // Upstream may still be generating: a retry would pay for the same work again.
+    expect(response.headers.get("x-should-retry")).toBe("false");
   });
 });
 

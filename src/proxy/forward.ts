@@ -6,6 +6,7 @@ import { SseUsageReader } from "../usage/sse-usage";
 import { passThroughSse } from "./sse";
 import { SseFramer } from "./sse-framing";
 import { upstreamHeaders, upstreamUrl } from "./upstream";
+import { upstreamErrorBody } from "./upstream-errors";
 
 /** A request body within the size limit: bytes when read into memory, a stream when passed through, null when absent. */
 export type RequestBody = Uint8Array | ReadableStream<Uint8Array> | null;
@@ -49,14 +50,18 @@ const KEPT_RESPONSE_HEADERS = new Set([
   "retry-after-ms",
   "etag",
   "last-modified",
+  "x-should-retry",
 ]);
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const NULL_BODY = new Set([204, 205, 304]);
 
 /**
  * Sends `call` upstream with the operator's key and turns the answer into the client's response:
  * status, body and useful headers unchanged; SSE passed through as it arrives; redirects not
- * followed; upstream 401/403 hidden behind a generic 502 (OpenAI's 401 body echoes part of the key).
- * No response headers within `UPSTREAM_TIMEOUT_MS` gives 504; the client going away cancels upstream.
+ * followed; upstream 401 hidden behind a generic 502 (OpenAI's 401 body echoes part of the key), its
+ * other errors passed on with anything key-like redacted; a status that is not a final answer
+ * (1xx, over 599) a 502. No response headers within `UPSTREAM_TIMEOUT_MS` gives a 504 that tells
+ * SDKs not to retry; the client going away cancels upstream.
  * Never throws for what upstream does: every way the call can end is a `Forwarded` with its outcome.
  *
  * @example
@@ -95,7 +100,9 @@ export async function forward(
     release();
     if (timedOut) {
       const message = `${what}: upstream sent no response within ${settings.timeoutMs} ms`;
-      return failed(new ProxyError(504, message, { code: "upstream_timeout", cause }), "timeout");
+      // Upstream may still be generating: a retry would start the same paid work again.
+      const error = new ProxyError(504, message, { code: "upstream_timeout", retryable: false, cause });
+      return failed(error, "timeout");
     }
     if (clientSignal.aborted) return failed(clientClosed(what), "client_closed");
     const error = new ProxyError(502, `${what}: upstream is unreachable`, { code: "upstream_unreachable", cause });
@@ -106,18 +113,33 @@ export async function forward(
   const times: OutcomeTimes = { headersAt: Date.now(), firstOutputAt: null };
   const status = upstream.status;
 
-  if (status === 401 || status === 403 || REDIRECTS.has(status)) {
+  if (status === 401 || REDIRECTS.has(status) || status < 200 || status > 599) {
     release();
     await upstream.body?.cancel().catch(() => {});
     const [reason, code] = REDIRECTS.has(status)
       ? (["upstream answered with a redirect, which the proxy does not follow", "upstream_redirect"] as const)
-      : (["upstream refused the proxy's credentials; the operator should check them", "upstream_auth_failed"] as const);
+      : status === 401
+        ? ([
+            "upstream refused the proxy's credentials; the operator should check them",
+            "upstream_auth_failed",
+          ] as const)
+        : ([`upstream answered with status ${status}, which is not a final answer`, "upstream_bad_response"] as const);
     return failed(
       new ProxyError(502, `${what}: ${reason}`, { code, retryable: false }),
       "upstream_error",
       status,
       times,
     );
+  }
+  if (status >= 400) {
+    // Upstream's own error, as it sent it, less anything that looks like a key.
+    release();
+    const { body, json, regionBlocked } = await upstreamErrorBody(upstream, settings.apiKey);
+    const responseHeaders = keptHeaders(upstream.headers, false);
+    if (json) responseHeaders.set("content-type", "application/json");
+    if (regionBlocked) responseHeaders.set("x-should-retry", "false");
+    const response = new Response(body, { status, headers: responseHeaders });
+    return { response, outcome: Promise.resolve(settle("upstream_error", status, false, times)) };
   }
 
   const contentType = upstream.headers.get("content-type") ?? "";
@@ -146,11 +168,8 @@ export async function forward(
     return { response: new Response(body, { status, headers: responseHeaders }), outcome };
   }
   release();
-  if (!ok) {
-    const response = new Response(upstream.body, { status, headers: keptHeaders(upstream.headers, true) });
-    return { response, outcome: Promise.resolve(settle("upstream_error", status, false, times)) };
-  }
-  let body = upstream.body;
+  // 204, 205 and 304 carry no body, whatever upstream sent.
+  let body = NULL_BODY.has(status) ? null : upstream.body;
   let outcome: Promise<Outcome>;
   if (call.readUsage && body !== null && contentType.startsWith("application/json")) {
     // A native tee: the client's half streams on; the proxy's half is read for `usage` as it

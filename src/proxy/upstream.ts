@@ -1,7 +1,12 @@
 import type { ReadyUpstream, UpstreamSettings } from "../config";
 import { ProxyError } from "../errors";
 
-/** Client headers that never go upstream: credentials, routing, client identity and hop-by-hop headers. */
+/**
+ * Client headers that never go upstream: credentials, routing and client identity; the hop-by-hop
+ * headers of RFC 9110 §7.6.1 (they describe the client's connection to the proxy, not the proxy's
+ * to upstream); `expect`, whose `100-continue` would make upstream answer with an interim response;
+ * the body's length and encoding, which the runtime sets for the body it sends.
+ */
 const DROPPED_REQUEST_HEADERS = new Set([
   "authorization",
   "api-key",
@@ -17,20 +22,27 @@ const DROPPED_REQUEST_HEADERS = new Set([
   "openai-project",
   "connection",
   "keep-alive",
+  "proxy-authenticate",
   "proxy-authorization",
   "proxy-connection",
   "te",
   "trailer",
   "transfer-encoding",
   "upgrade",
+  "http2-settings",
+  "expect",
   "content-length",
   "accept-encoding",
 ]);
 
-/** Whether a client header never goes upstream: `DROPPED_REQUEST_HEADERS`, `cf-*`, `x-forwarded-*`, `sec-*`. */
-function dropped(name: string): boolean {
+/**
+ * Whether a client header never goes upstream: `DROPPED_REQUEST_HEADERS`, `cf-*`, `x-forwarded-*`,
+ * `sec-*`, and any header the client's `Connection` header names (hop-by-hop by declaration).
+ */
+function dropped(name: string, connection: ReadonlySet<string>): boolean {
   return (
     DROPPED_REQUEST_HEADERS.has(name) ||
+    connection.has(name) ||
     name.startsWith("cf-") ||
     name.startsWith("x-forwarded-") ||
     name.startsWith("sec-")
@@ -54,12 +66,18 @@ export function upstreamUrl(settings: UpstreamSettings, path: string, search: st
 
 /**
  * The headers sent upstream: the client's own (content type, `openai-beta`, SDK telemetry, …)
- * minus everything in `DROPPED_REQUEST_HEADERS`, plus the operator's key, organization and project.
+ * minus what never goes upstream (see `dropped`), plus the operator's key, organization and project.
  */
 export function upstreamHeaders(settings: ReadyUpstream, client: Headers): Headers {
   const headers = new Headers();
+  const connection = new Set(
+    (client.get("connection") ?? "")
+      .split(",")
+      .map((token) => token.trim().toLowerCase())
+      .filter((token) => token !== ""),
+  );
   for (const [name, value] of client) {
-    if (!dropped(name)) headers.set(name, value);
+    if (!dropped(name, connection)) headers.set(name, value);
   }
   headers.set("authorization", `Bearer ${settings.apiKey}`);
   if (settings.organization !== undefined) headers.set("openai-organization", settings.organization);

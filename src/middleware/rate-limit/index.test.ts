@@ -38,6 +38,32 @@ describe("rateLimit", () => {
     });
   });
 
+  it.each([429, 500, 400])(
+    "keeps upstream's own headers alone on upstream's %i, never mixed with the proxy's",
+    async (status) => {
+      const upstreamHeaders = {
+        "retry-after": "2",
+        "x-ratelimit-limit-requests": "10000",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-remaining-tokens": "0",
+      };
+      mockUpstream(() => openaiJson({ error: { message: "slow down", type: "requests" } }, status, upstreamHeaders));
+      const { response } = await call(postJson("/v1/chat/completions", CHAT, newClient()), { RATE_LIMIT_RPM: "60" });
+      expect(response.status).toBe(status);
+      for (const [name, value] of Object.entries(upstreamHeaders)) expect(response.headers.get(name)).toBe(value);
+    },
+  );
+
+  it("puts the proxy's own headers on its own errors after admission", async () => {
+    mockUpstream(() => {
+      throw new TypeError("fetch failed");
+    });
+    const { response } = await call(postJson("/v1/chat/completions", CHAT, newClient()), { RATE_LIMIT_RPM: "60" });
+    expect(response.status).toBe(502);
+    expect(response.headers.get("x-ratelimit-limit-requests")).toBe("60");
+    expect(response.headers.get("x-ratelimit-remaining-requests")).toBe("59");
+  });
+
   it("counts a request whatever its outcome", async () => {
     mockUpstream(() => openaiJson({ error: { message: "bad" } }, 400));
     const client = newClient();

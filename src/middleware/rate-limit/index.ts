@@ -29,7 +29,9 @@ export type Admission = {
  * budget (`outgoing.reservation`), refusing one whose reservation does not fit in what is left.
  * Over a limit: 429 `rate_limit_exceeded` with `Retry-After` and OpenAI's `x-ratelimit-*-requests`
  * headers; over the budget: 429 `insufficient_quota`, saying how much is left. Admitted, it sets
- * `admission`, which the accounting step finishes with what the request really spent.
+ * `admission`, which the accounting step finishes with what the request really spent, and puts the
+ * proxy's `x-ratelimit-*-requests` on successes and on its own errors (upstream's own errors keep
+ * upstream's headers alone).
  *
  * @example
  * app.post("/", configured(), clientAuth(), bodyLimit(), policy("seed"), rateLimit(), seedChat);
@@ -80,6 +82,9 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
       });
     }
     await next();
+    // One coherent set of rate-limit headers: upstream's own error keeps upstream's; the proxy's
+    // own answers, and successes (where the client cares about its own limit), carry the proxy's.
+    if (c.res.status >= 400 && c.error === undefined) return;
     for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value);
   };
 }

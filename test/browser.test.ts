@@ -126,6 +126,26 @@ describe.runIf(browserAvailable())("the demo chat page in Chromium", () => {
     expect(upstream?.headers.authorization).toBe(`Bearer ${KEY}`);
   });
 
+  it("lets the SDK in a page read x-should-retry: a refused key costs one upstream call, not three", async () => {
+    await open(allowed.url);
+    await page.addScriptTag({ content: await openaiBrowserBundle() });
+    const outcome = await page.evaluate(async (baseURL) => {
+      type Sdk = new (options: object) => { chat: { completions: { create(body: object): Promise<unknown> } } };
+      const OpenAI = (globalThis as unknown as { OpenAI: Sdk }).OpenAI;
+      // The SDK's default: up to two retries, unless the answer says x-should-retry: false.
+      const client = new OpenAI({ baseURL, apiKey: "unused", dangerouslyAllowBrowser: true });
+      try {
+        await client.chat.completions.create({ model: "fault-401", messages: [{ role: "user", content: "hi" }] });
+        return { status: 200, retry: null };
+      } catch (error) {
+        const e = error as { status?: number; headers?: Headers };
+        return { status: e.status ?? 0, retry: e.headers?.get("x-should-retry") ?? null };
+      }
+    }, `${proxy.url}/v1`);
+    expect(outcome).toEqual({ status: 502, retry: "false" });
+    expect(fake.requests.filter((r) => r.path === "/v1/chat/completions")).toHaveLength(1);
+  });
+
   it.each([
     ["fault-429", /^Rate limited.*2 s/],
     ["fault-500", /^The AI service had a problem \(500\)/],

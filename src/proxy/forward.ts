@@ -3,6 +3,7 @@ import { type ErrorShape, ProxyError } from "../errors";
 import { JsonUsageReader } from "../usage/json-usage";
 import type { Ending, Outcome } from "../usage/spend";
 import { SseUsageReader } from "../usage/sse-usage";
+import { isPassed } from "./client-headers";
 import { passThroughSse } from "./sse";
 import { SseFramer } from "./sse-framing";
 import { upstreamHeaders, upstreamUrl } from "./upstream";
@@ -39,19 +40,6 @@ export type Forwarded = ({ response: Response; error?: undefined } | { response?
 /** Times an outcome carries: when upstream's headers and its first output came, in ms since the epoch. */
 export type OutcomeTimes = { headersAt: number | null; firstOutputAt: number | null };
 
-/** Upstream response headers worth passing on; everything else (cookies, org names, CDN headers) stays behind. */
-const KEPT_RESPONSE_HEADERS = new Set([
-  "content-type",
-  "content-disposition",
-  "x-request-id",
-  "openai-processing-ms",
-  "openai-version",
-  "retry-after",
-  "retry-after-ms",
-  "etag",
-  "last-modified",
-  "x-should-retry",
-]);
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const NULL_BODY = new Set([204, 205, 304]);
 
@@ -216,11 +204,11 @@ function clientClosed(what: string): ProxyError {
   return new ProxyError(499, `${what}: the client closed the request`, { code: "client_closed" });
 }
 
-/** The upstream headers a client should see: `KEPT_RESPONSE_HEADERS`, `x-ratelimit-*`, and, when the body is unchanged, its length. */
+/** The upstream headers a client should see (`isPassed`) and, when the body is unchanged, its length. */
 function keptHeaders(upstream: Headers, keepLength: boolean): Headers {
   const headers = new Headers();
   for (const [name, value] of upstream) {
-    if (KEPT_RESPONSE_HEADERS.has(name) || name.startsWith("x-ratelimit-")) headers.set(name, value);
+    if (isPassed(name)) headers.set(name, value);
   }
   const length = upstream.get("content-length");
   if (keepLength && length !== null && !upstream.has("content-encoding")) headers.set("content-length", length);

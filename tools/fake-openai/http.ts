@@ -13,6 +13,9 @@ export const FAULTS = [
   "fault-stall",
   "fault-reset",
   "fault-redirect",
+  "fault-401",
+  "fault-region",
+  "fault-early-hints",
 ] as const;
 export type Fault = (typeof FAULTS)[number];
 
@@ -34,6 +37,8 @@ export interface Ctx {
   fault?: Fault | undefined;
   /** Set when the fake itself kills the socket (fault-reset), so it is not counted as a client hang-up. */
   serverHangup: boolean;
+  /** Refuses `stream_options` and never sends a usage chunk, as an upstream that does not know the field. */
+  strict: boolean;
 }
 
 export type Json = Record<string, unknown>;

@@ -448,6 +448,30 @@ async function applyFault(ctx: Ctx, fault: Fault): Promise<boolean> {
       writeHead(ctx, 307, { location: "http://127.0.0.1:1/evil", "content-length": "0" });
       ctx.res.end();
       return true;
+    case "fault-401": {
+      // As OpenAI does: the message echoes the start and end of the key it refused.
+      const key = /^Bearer\s+(\S+)/i.exec(ctx.req.headers.authorization ?? "")?.[1] ?? "";
+      const masked = `${key.slice(0, 8)}${"*".repeat(20)}${key.slice(-4)}`;
+      sendError(
+        ctx,
+        401,
+        `Incorrect API key provided: ${masked}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+        {
+          code: "invalid_api_key",
+        },
+      );
+      return true;
+    }
+    case "fault-region":
+      sendError(ctx, 403, "Country, region, or territory not supported", {
+        type: "request_forbidden",
+        code: "unsupported_country_region_territory",
+      });
+      return true;
+    case "fault-early-hints":
+      // An interim 103 before the answer: a proxy must never take it for the answer.
+      ctx.res.writeEarlyHints({ link: "</style.css>; rel=preload; as=style" });
+      return false;
     case "fault-slow-first-byte":
       await sleep(ctx, Number(ctx.req.headers["x-fake-delay-ms"] ?? 5000));
       return false;
@@ -488,5 +512,9 @@ export async function handle(ctx: Ctx): Promise<void> {
   if (!isRecord(body)) return sendError(ctx, 400, BAD_JSON_MESSAGE);
   if (body.model === undefined && !route.modelOptional)
     return sendError(ctx, 400, "you must provide a model parameter");
+  if (ctx.strict && body.stream_options !== undefined) {
+    // As older Azure api-versions answer a field they do not know.
+    return sendError(ctx, 400, "Unrecognized request argument supplied: stream_options");
+  }
   await route.json?.(ctx, body);
 }

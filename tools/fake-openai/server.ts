@@ -12,10 +12,17 @@
  *   fault-stall            headers + the first two SSE events, then silence until the client hangs up
  *   fault-reset            headers + three SSE events, then a TCP reset (socket.resetAndDestroy)
  *   fault-redirect         307 to http://127.0.0.1:1/evil (a proxy must not follow it)
+ *   fault-401              401 invalid_api_key whose message echoes the start and end of the key, as OpenAI's does
+ *   fault-region           403 unsupported_country_region_territory (OpenAI's region block)
+ *   fault-early-hints      an interim 103 Early Hints, then the normal answer
  * Stall/reset turn any request into a stream (a chat stream on paths that never stream).
  *
  * Stream timing per request (overriding the options): headers x-fake-ttft-ms, x-fake-chunk-gap-ms, x-fake-chunks,
  * x-fake-hold-end-ms.
+ *
+ * A strict upstream (an older Azure api-version, some OpenAI-compatible servers): with the `strict` option, or
+ * per request `x-fake-strict: stream_options`, a body with `stream_options` gets 400 "Unrecognized request
+ * argument supplied: stream_options", and streams never carry a usage chunk.
  *
  * Also: GET|POST /v1/echo reflects what it received; GET /__fake/requests and POST /__fake/reset are
  * unauthenticated control endpoints for other processes (they are not recorded).
@@ -39,6 +46,8 @@ export interface FakeOptions {
   holdEndMs?: number;
   /** Keep every request in `requests` (default true); the benchmark turns it off to stay lean. */
   record?: boolean;
+  /** Refuse `stream_options` as an upstream that does not know it does (see the header comment). */
+  strict?: boolean;
 }
 
 export interface RecordedRequest {
@@ -132,7 +141,17 @@ export async function startFakeOpenAI(options: FakeOptions = {}): Promise<FakeOp
       clientClosedEarly: false,
     };
     const abort = new AbortController();
-    const ctx: Ctx = { req, res, rec, url, timing: timingFor(req, timing), signal: abort.signal, serverHangup: false };
+    const strict = options.strict === true || req.headers["x-fake-strict"] === "stream_options";
+    const ctx: Ctx = {
+      req,
+      res,
+      rec,
+      url,
+      timing: timingFor(req, timing),
+      signal: abort.signal,
+      serverHangup: false,
+      strict,
+    };
     let recorded = false;
     const record = (): void => {
       if (recorded) return;

@@ -2,21 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import { getConfig, isOriginAllowed } from "../../config";
 import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
-
-/** Headers a browser script may read from a proxied response. */
-export const EXPOSED_HEADERS = [
-  "x-request-id",
-  "openai-processing-ms",
-  "openai-version",
-  "retry-after",
-  "retry-after-ms",
-  "x-ratelimit-limit-requests",
-  "x-ratelimit-limit-tokens",
-  "x-ratelimit-remaining-requests",
-  "x-ratelimit-remaining-tokens",
-  "x-ratelimit-reset-requests",
-  "x-ratelimit-reset-tokens",
-].join(", ");
+import { EXPOSED_HEADERS } from "../../proxy/client-headers";
 
 const ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS";
 const DEFAULT_ALLOWED_HEADERS = "authorization, content-type";

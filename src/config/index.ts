@@ -27,6 +27,8 @@ export type UpstreamSettings = {
   timeoutMs: number;
   /** A stream that upstream leaves silent this long is ended with an SSE error event. */
   streamIdleTimeoutMs: number;
+  /** Ask chat and completions streams for their usage (`stream_options.include_usage`) when the client did not. */
+  includeStreamUsage: boolean;
 };
 
 /** `POST /`'s defaults, filled only where the client left a field out. */
@@ -94,6 +96,7 @@ const DEFAULTS = {
   RATE_LIMIT_RPM: "60",
   MAX_CONCURRENT_STREAMS: "5",
   RECORD_USAGE: "true",
+  INCLUDE_STREAM_USAGE: "true",
 } as const;
 
 type Setting = keyof typeof DEFAULTS;
@@ -210,6 +213,7 @@ export function parseConfig(env: Env): Config {
       basePath: baseUrl.pathname.replace(/\/+$/, ""),
       timeoutMs: number("UPSTREAM_TIMEOUT_MS", positiveInteger, "a positive integer"),
       streamIdleTimeoutMs: number("STREAM_IDLE_TIMEOUT_MS", positiveInteger, "a positive integer"),
+      includeStreamUsage: flag("INCLUDE_STREAM_USAGE"),
     },
     cors: { origins: origins.policy },
     auth: auth.settings,

@@ -297,21 +297,104 @@ describe("the response", () => {
     ]);
   });
 
-  it("aborts the upstream call when the client's request is aborted", async () => {
-    let upstreamSignal: AbortSignal | undefined;
+  it("cancels upstream's stream as soon as the client's request signal says the client went away", async () => {
     const sse = controllableSse();
-    mockUpstream((request) => {
-      upstreamSignal = request.signal;
-      return sse.response;
-    });
+    mockUpstream(() => sse.response);
     const client = new AbortController();
-    const { response } = await call(
+    const { response, settled } = await call(
       proxyRequest("/v1/chat/completions", { method: "POST", body: JSON.stringify(CHAT), signal: client.signal }),
     );
     expect(response.status).toBe(200);
-    expect(upstreamSignal?.aborted).toBe(false);
     client.abort();
-    expect(upstreamSignal?.aborted).toBe(true);
-    sse.end();
+    // Without waiting for a next chunk to find nobody reading.
+    expect(await sse.cancellation).toBe("client went away");
+    await settled();
+    expect(requestLogs().at(-1)).toMatchObject({ outcome: "cancelled" });
+  });
+});
+
+describe("an upstream that refuses the stream_options the proxy adds", () => {
+  const CHAT_STREAM = JSON.stringify({
+    model: "gpt-4o-mini",
+    messages: [{ role: "user", content: "hi" }],
+    stream: true,
+  });
+  const strictUpstream = () =>
+    mockUpstream(async (request) => {
+      const body = (await request.clone().json()) as Record<string, unknown>;
+      if (body.stream_options !== undefined) {
+        return openaiJson(
+          {
+            error: {
+              message: "Unrecognized request argument supplied: stream_options",
+              type: "invalid_request_error",
+              param: null,
+              code: null,
+            },
+          },
+          400,
+        );
+      }
+      const chunk = (content: string) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content } }] })}\n\n`;
+      return new Response(`${chunk("Hel")}${chunk("lo")}data: [DONE]\n\n`, {
+        headers: { "content-type": "text/event-stream" },
+      });
+    });
+
+  it("gets the client's own request through, once more without the field, and estimates its usage", async () => {
+    const upstream = strictUpstream();
+    const vars = { OPENAI_BASE_URL: "https://strict-1.test/v1" };
+    const { response, settled } = await call(postJson("/v1/chat/completions", CHAT_STREAM), vars);
+    expect(response.status).toBe(200);
+    expect(await text(response)).toContain("Hel");
+    await settled();
+    expect(upstream).toHaveLength(2);
+    expect(await upstream[0]?.json()).toMatchObject({ stream_options: { include_usage: true } });
+    expect(await upstream[1]?.text()).toBe(CHAT_STREAM);
+    expect(requestLogs().at(-1)).toMatchObject({
+      status: 200,
+      basis: "estimate",
+      incomplete: true,
+      completionTokens: 2,
+    });
+  });
+
+  it("remembers that the upstream refuses it, and stops adding it there", async () => {
+    const upstream = strictUpstream();
+    const vars = { OPENAI_BASE_URL: "https://strict-2.test/v1" };
+    for (let i = 0; i < 3; i++) {
+      const { response } = await call(postJson("/v1/chat/completions", CHAT_STREAM), vars);
+      expect(response.status).toBe(200);
+      await text(response);
+    }
+    // One refusal, then only the client's own bytes.
+    expect(upstream).toHaveLength(4);
+    expect(await upstream[3]?.text()).toBe(CHAT_STREAM);
+  });
+
+  it("passes any other 400 on as it is, without a second try", async () => {
+    const upstream = mockUpstream(() =>
+      openaiJson(
+        { error: { message: "Invalid 'messages'", type: "invalid_request_error", param: "messages", code: null } },
+        400,
+      ),
+    );
+    const { response } = await call(postJson("/v1/chat/completions", CHAT_STREAM), {
+      OPENAI_BASE_URL: "https://strict-3.test/v1",
+    });
+    expect(response.status).toBe(400);
+    expect(await json(response)).toMatchObject({ error: { message: "Invalid 'messages'", param: "messages" } });
+    expect(upstream).toHaveLength(1);
+  });
+
+  it("adds nothing with INCLUDE_STREAM_USAGE=false: the client's bytes go upstream as they are", async () => {
+    const upstream = strictUpstream();
+    const { response } = await call(postJson("/v1/chat/completions", CHAT_STREAM), {
+      OPENAI_BASE_URL: "https://strict-4.test/v1",
+      INCLUDE_STREAM_USAGE: "false",
+    });
+    await text(response);
+    expect(upstream).toHaveLength(1);
+    expect(await upstream[0]?.text()).toBe(CHAT_STREAM);
   });
 });

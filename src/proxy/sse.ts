@@ -21,6 +21,8 @@ export type SseOptions = {
   framer: SseFramer | null;
   /** Called after each upstream chunk has been read, before it goes on. */
   onChunk?: () => void;
+  /** The client's request signal: when it aborts (the client went away), upstream is cancelled at once. */
+  clientSignal?: AbortSignal;
 };
 
 /**
@@ -37,7 +39,7 @@ export function passThroughSse(
   upstream: ReadableStream<Uint8Array>,
   options: SseOptions,
 ): { body: ReadableStream<Uint8Array>; done: Promise<StreamOutcome> } {
-  const { idleTimeoutMs, shape, framer, onChunk } = options;
+  const { idleTimeoutMs, shape, framer, onChunk, clientSignal } = options;
   const reader = upstream.getReader();
   let finished = false;
   let stalled = false;
@@ -63,8 +65,17 @@ export function passThroughSse(
   const settle = (outcome: StreamOutcome) => {
     finished = true;
     clearTimeout(timer);
+    clientSignal?.removeEventListener("abort", onClientGone);
     resolveDone(outcome);
   };
+  // Where the runtime says so at once (request.signal), the client's leaving cancels upstream
+  // without waiting for the next chunk to find nobody reading.
+  function onClientGone() {
+    if (finished) return;
+    settle("cancelled");
+    reader.cancel("client went away").catch(() => {});
+  }
+  clientSignal?.addEventListener("abort", onClientGone, { once: true });
 
   const body = new ReadableStream<Uint8Array>(
     {

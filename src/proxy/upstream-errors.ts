@@ -74,8 +74,13 @@ export async function upstreamErrorBody(
   return { body: JSON.stringify({ ...parsed, error: { ...error, message, param } }), json: true, regionBlocked };
 }
 
-/** The body as text, at most `limit` bytes of it. */
-async function readLimited(response: Response, limit: number): Promise<string> {
+/**
+ * The body of an (error) answer as text, at most `limit` bytes of it; the rest is not read.
+ *
+ * @example
+ * const text = await readLimited(upstream);
+ */
+export async function readLimited(response: Response, limit = MAX_ERROR_BYTES): Promise<string> {
   if (response.body === null) return "";
   const decoder = new TextDecoder();
   let text = "";

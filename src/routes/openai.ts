@@ -27,7 +27,7 @@ export async function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
       body: outgoing.body,
       shape: "openai",
       readUsage: c.req.method === "POST",
-      dropUsageChunk: outgoing.dropUsageChunk,
+      withoutUsageOption: outgoing.withoutUsageOption,
     },
     c.req.raw.signal,
   );

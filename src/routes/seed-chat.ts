@@ -19,7 +19,7 @@ export async function seedChat(c: Context<AppEnv>): Promise<Response> {
       body: outgoing.body,
       shape: "seed",
       readUsage: true,
-      dropUsageChunk: outgoing.dropUsageChunk,
+      withoutUsageOption: outgoing.withoutUsageOption,
     },
     c.req.raw.signal,
   );

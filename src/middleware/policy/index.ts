@@ -8,6 +8,7 @@ import { type JsonObject, memberValue, withMembers } from "../../lib/json-object
 import { formFields } from "../../lib/multipart";
 import { limitsFor } from "../../limits/client";
 import type { RequestBody } from "../../proxy/forward";
+import { acceptsStreamOptions } from "../../proxy/quirks";
 import {
   billingOf,
   capsOutput,
@@ -37,8 +38,11 @@ export type Outgoing = {
   stream: boolean;
   /** The body to send: the client's bytes, or a copy with the proxy's changes. */
   body: RequestBody;
-  /** The proxy added `stream_options.include_usage`: its usage chunk must not reach the client. */
-  dropUsageChunk: boolean;
+  /**
+   * The proxy added `stream_options.include_usage` (its usage chunk must then not reach the
+   * client): the body without it, for an upstream that refuses the field; null when it added nothing.
+   */
+  withoutUsageOption: (() => RequestBody) | null;
   billing: Billing;
   /** What the request may spend at most: what a budget reserves for it. */
   reservation: Reservation;
@@ -105,7 +109,9 @@ export function policy(route: "openai" | "seed"): MiddlewareHandler<AppEnv> {
     } else {
       const budgeted = limitsFor(config.limits, c.get("client")).tokensPerDay !== null;
       const context = { endpoint, billing, seed, budgeted, policy: config.policy, client: c.get("client") };
-      c.set("outgoing", plan(fields, { ...context, defaults: config.seed, body }));
+      const { includeStreamUsage, baseUrl } = config.upstream;
+      const mayAddStreamOptions = includeStreamUsage && acceptsStreamOptions(baseUrl);
+      c.set("outgoing", plan(fields, { ...context, defaults: config.seed, body, mayAddStreamOptions }));
     }
     await next();
   };
@@ -148,7 +154,7 @@ function opaque(endpoint: string, billing: Billing, body: RequestBody, length: s
     billing === "tokens"
       ? reservationFor(endpoint, { inputTokens, cap: null, fields: {} })
       : { inputTokens, outputTokens: 0 };
-  return { endpoint, model: null, stream: false, body, dropUsageChunk: false, billing, reservation };
+  return { endpoint, model: null, stream: false, body, withoutUsageOption: null, billing, reservation };
 }
 
 type PlanContext = {
@@ -161,6 +167,8 @@ type PlanContext = {
   client: Client;
   defaults: SeedDefaults;
   body: RequestBody;
+  /** The proxy may add `stream_options` for this upstream (see `INCLUDE_STREAM_USAGE`). */
+  mayAddStreamOptions: boolean;
 };
 
 /** Applies the rules to a request the proxy can read, and works out its one rewrite. */
@@ -199,12 +207,14 @@ function plan(fields: Fields, context: PlanContext): Outgoing {
   }
 
   const stream = value("stream") === true;
-  let dropUsageChunk = false;
-  if (stream && json !== null && (endpoint === "/chat/completions" || endpoint === "/completions")) {
+  let withoutUsageOption: Outgoing["withoutUsageOption"] = null;
+  const chatStream = stream && (endpoint === "/chat/completions" || endpoint === "/completions");
+  if (chatStream && json !== null && context.mayAddStreamOptions) {
     const options = value("stream_options");
     if (!isRecord(options) || options.include_usage !== true) {
+      const without = { ...changes };
       changes.stream_options = { ...(isRecord(options) ? options : {}), include_usage: true };
-      dropUsageChunk = true;
+      withoutUsageOption = () => (Object.keys(without).length === 0 ? json.bytes : withMembers(json, without));
     }
   }
 
@@ -219,7 +229,7 @@ function plan(fields: Fields, context: PlanContext): Outgoing {
     billing === "tokens"
       ? reservationFor(endpoint, { inputTokens: fields.inputTokens, cap, fields: counted })
       : { inputTokens: 0, outputTokens: 0 };
-  return { endpoint, model, stream, body, dropUsageChunk, billing, reservation };
+  return { endpoint, model, stream, body, withoutUsageOption, billing, reservation };
 }
 
 /** Refuses a path that `ALLOWED_PATHS` leaves out, with 403 `path_not_allowed`. */

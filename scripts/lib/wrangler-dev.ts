@@ -1,5 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { get as httpGet } from "node:http";
+import { get as httpsGet } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -45,7 +47,7 @@ export function freePort(): Promise<number> {
  */
 export async function startWranglerDev(
   vars: Record<string, string>,
-  options: { port?: number; withDevVars?: boolean } = {},
+  options: { port?: number; withDevVars?: boolean; https?: boolean } = {},
 ): Promise<DevProxy> {
   const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
@@ -72,6 +74,8 @@ export async function startWranglerDev(
     "log",
     "--env-file",
     envFile,
+    // wrangler dev's own self-signed certificate: for clients that insist on https or wss.
+    ...(options.https ? ["--local-protocol", "https"] : []),
   ];
   // The usage ledger's tables, as `npm run db:migrate` makes them.
   execFileSync(
@@ -101,7 +105,7 @@ export async function startWranglerDev(
     },
   });
   let output = "";
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.https ? "https" : "http"}://127.0.0.1:${port}`;
   const stop = async () => {
     await stopProcess(child);
     rmSync(persist, { recursive: true, force: true });
@@ -129,15 +133,22 @@ export async function startWranglerDev(
 export async function waitForHealth(url: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    try {
-      const response = await fetch(`${url}/health`);
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
+    if ((await healthStatus(`${url}/health`)) === 200) return;
     await new Promise((next) => setTimeout(next, 20));
   }
   throw new Error(`${url}/health did not answer`);
+}
+
+/** The status of a GET, 0 when nothing answers; wrangler dev's own self-signed certificate is accepted. */
+function healthStatus(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    const get = url.startsWith("https:") ? httpsGet : httpGet;
+    const request = get(url, { rejectUnauthorized: false }, (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    request.on("error", () => resolve(0));
+  });
 }
 
 function stopProcess(child: ChildProcess): Promise<void> {

@@ -40,6 +40,8 @@ export type PolicySettings = {
   allowedModels: RegExp[] | null;
   /** `ALLOWED_PATHS` compiled; null allows every `/v1/` path. */
   allowedPaths: RegExp[] | null;
+  /** The paths `ALLOWED_PATHS` names as they are, without a wildcard. */
+  namedPaths: ReadonlySet<string>;
   /** `MAX_OUTPUT_TOKENS`; null sets no cap. */
   maxOutputTokens: number | null;
 };
@@ -226,6 +228,12 @@ export function parseConfig(env: Env): Config {
     policy: {
       allowedModels: compilePatterns(optional("ALLOWED_MODELS")),
       allowedPaths: compilePatterns(optional("ALLOWED_PATHS")),
+      namedPaths: new Set(
+        (optional("ALLOWED_PATHS") ?? "")
+          .split(",")
+          .map((entry) => entry.trim())
+          .filter((entry) => entry !== "" && !entry.includes("*")),
+      ),
       maxOutputTokens: optionalPositive("MAX_OUTPUT_TOKENS"),
     },
     limits: {

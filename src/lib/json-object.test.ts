@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { concatBytes } from "./bytes";
 import { LARGE_STRING_BYTES, memberValue, readJsonObject, withMembers } from "./json-object";
 
 const encoder = new TextEncoder();
@@ -116,7 +117,7 @@ describe("withMembers", () => {
   it("replaces a member in place and adds new ones first, leaving every other byte as it was", () => {
     const object = read('{ "model": "a",\n  "keep":  [1, 2] }');
     if (object === null) throw new Error("not read");
-    const out = decoder.decode(withMembers(object, { model: "b", max_tokens: 64 }));
+    const out = decoder.decode(concatBytes(withMembers(object, { model: "b", max_tokens: 64 })));
     expect(out).toBe('{"max_tokens":64, "model": "b",\n  "keep":  [1, 2] }');
     expect(JSON.parse(out)).toEqual({ max_tokens: 64, model: "b", keep: [1, 2] });
   });
@@ -124,7 +125,7 @@ describe("withMembers", () => {
   it("adds to an empty object without a stray comma", () => {
     const object = read("{}");
     if (object === null) throw new Error("not read");
-    expect(decoder.decode(withMembers(object, { a: 1, b: "x" }))).toBe('{"a":1,"b":"x"}');
+    expect(decoder.decode(concatBytes(withMembers(object, { a: 1, b: "x" })))).toBe('{"a":1,"b":"x"}');
   });
 
   it("gives valid JSON with the changes, for any object and any changes", () => {
@@ -135,7 +136,7 @@ describe("withMembers", () => {
         (value, changes) => {
           const object = read(JSON.stringify(value));
           if (object === null) throw new Error("not read");
-          const parsed = JSON.parse(decoder.decode(withMembers(object, changes)));
+          const parsed = JSON.parse(decoder.decode(concatBytes(withMembers(object, changes))));
           expect(parsed).toEqual(JSON.parse(JSON.stringify({ ...value, ...changes })));
         },
       ),

@@ -63,13 +63,14 @@ export function memberValue(object: JsonObject, key: string): unknown {
 
 /**
  * The bytes of `object` with top-level members replaced or added (`undefined` removes nothing and
- * adds nothing): a member that exists keeps its place and gets the new value; a new one goes
- * first. Every other byte stays as the client sent it, so one rewrite costs one copy.
+ * adds nothing), as pieces to send one after another: a member that exists keeps its place and
+ * gets the new value; a new one goes first. Every other byte stays as the client sent it, in views
+ * of the original bytes: a rewrite copies nothing but the new values.
  *
  * @example
- * withMembers(object, { max_tokens: 4096 }); // {"max_tokens":4096,"model":"gpt-4o",…}
+ * concatBytes(withMembers(object, { max_tokens: 4096 })); // {"max_tokens":4096,"model":"gpt-4o",…}
  */
-export function withMembers(object: JsonObject, changes: Readonly<Record<string, unknown>>): Uint8Array {
+export function withMembers(object: JsonObject, changes: Readonly<Record<string, unknown>>): Uint8Array[] {
   const replaced: Array<{ start: number; end: number; text: Uint8Array }> = [];
   let added = "";
   for (const [key, value] of Object.entries(changes)) {
@@ -81,23 +82,15 @@ export function withMembers(object: JsonObject, changes: Readonly<Record<string,
   if (added !== "" && object.members.size === 0) added = added.slice(0, -1);
   const insert = encoder.encode(added);
   replaced.sort((a, b) => a.start - b.start);
-  let size = object.bytes.byteLength + insert.byteLength;
-  for (const r of replaced) size += r.text.byteLength - (r.end - r.start);
-  const out = new Uint8Array(size);
   const src = object.bytes;
   let from = object.open + 1;
-  out.set(src.subarray(0, from), 0);
-  out.set(insert, from);
-  let offset = from + insert.byteLength;
+  const pieces = [src.subarray(0, from), insert];
   for (const r of replaced) {
-    out.set(src.subarray(from, r.start), offset);
-    offset += r.start - from;
-    out.set(r.text, offset);
-    offset += r.text.byteLength;
+    pieces.push(src.subarray(from, r.start), r.text);
     from = r.end;
   }
-  out.set(src.subarray(from), offset);
-  return out;
+  pieces.push(src.subarray(from));
+  return pieces.filter((piece) => piece.byteLength > 0);
 }
 
 const INVALID = Symbol("invalid JSON");

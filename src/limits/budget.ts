@@ -68,6 +68,19 @@ export class DailyBudget {
   }
 
   /**
+   * Adds `tokens` to a reservation still open; false when it is not (settled, expired, unknown).
+   * The caller has checked that they fit.
+   */
+  grow(reservation: string, tokens: number): boolean {
+    const cursor = this.#sql.exec(
+      "UPDATE reservations SET tokens = tokens + ? WHERE id = ?",
+      Math.max(0, Math.ceil(tokens)),
+      reservation,
+    );
+    return cursor.rowsWritten > 0;
+  }
+
+  /**
    * Settles a reservation at the tokens the request really spent (0 for one upstream never ran),
    * on the day it was reserved. Idempotent; unknown ids are ignored.
    */

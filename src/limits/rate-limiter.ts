@@ -108,6 +108,16 @@ export class RateLimiter extends DurableObject<Env> {
     if (reservation !== null) this.#budget.settle(reservation, tokens);
   }
 
+  /**
+   * Adds `tokens` to an open reservation (a long session that spends as it goes) if they fit in
+   * what is left of `tokensPerDay`; false when they do not, or the reservation is no longer open.
+   */
+  extend(reservation: string, tokens: number, tokensPerDay: number): boolean {
+    const now = this.#tick();
+    if (Math.ceil(tokens) > this.#budget.left(now, tokensPerDay)) return false;
+    return this.#budget.grow(reservation, tokens);
+  }
+
   /** Tokens spent and reserved on `day` (UTC, YYYY-MM-DD). */
   usedOn(day: string): { spent: number; reserved: number } {
     return this.#budget.usedOn(day);

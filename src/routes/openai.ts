@@ -1,13 +1,18 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { notFound } from "../errors";
+import { maybe } from "../middleware/vars";
 import { forward } from "../proxy/forward";
+import { isWebSocketUpgrade, relayWebSocket } from "../proxy/websocket";
+import { DEFAULT_OUTPUT_RESERVATION } from "../usage/reservation";
+import type { Usage } from "../usage/usage";
 import { respond } from "./forwarded";
 
 /**
  * `/v1/*`: a faithful pass-through of the OpenAI API. Method, path below `/v1` (as the client
  * encoded it), query string and body go upstream unchanged, except where the policy step rewrote
- * the body; streams come back as they arrive.
+ * the body; streams come back as they arrive; a WebSocket upgrade (the Realtime API) is relayed
+ * with the operator's key.
  */
 export async function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
   // The raw path, not Hono's decoded one, so that percent-encoding reaches upstream unchanged.
@@ -16,13 +21,20 @@ export async function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
   const queryAt = url.indexOf("?", pathAt);
   const rawPath = url.slice(pathAt, queryAt === -1 ? undefined : queryAt);
   if (!rawPath.startsWith("/v1/") || rawPath.length === "/v1/".length) throw notFound(c.req.method, c.req.path);
+  const path = rawPath.slice("/v1".length);
+  const search = queryAt === -1 ? "" : url.slice(queryAt);
   const outgoing = c.get("outgoing");
+  const upstream = c.get("config").upstream;
+  if (isWebSocketUpgrade(c.req.raw)) {
+    const onUsage = budgetKeeper(c, outgoing.reservation.inputTokens + outgoing.reservation.outputTokens);
+    return respond(c, await relayWebSocket(upstream, { path, search, headers: c.req.raw.headers, onUsage }));
+  }
   const forwarded = await forward(
-    c.get("config").upstream,
+    upstream,
     {
       method: c.req.method,
-      path: rawPath.slice("/v1".length),
-      search: queryAt === -1 ? "" : url.slice(queryAt),
+      path,
+      search,
       headers: c.req.raw.headers,
       body: outgoing.body,
       shape: "openai",
@@ -32,4 +44,21 @@ export async function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
     c.req.raw.signal,
   );
   return respond(c, forwarded);
+}
+
+/**
+ * Keeps a session's reservation one answer ahead of what it has spent, reserving more of the
+ * client's budget as it goes; false once the budget cannot cover another answer.
+ */
+function budgetKeeper(c: Context<AppEnv>, reserved: number): (total: Usage) => Promise<boolean> {
+  const admission = maybe(c, "admission");
+  let held = reserved;
+  return async (total) => {
+    if (admission === undefined) return true;
+    const needed = total.promptTokens + total.completionTokens + DEFAULT_OUTPUT_RESERVATION - held;
+    if (needed <= 0) return true;
+    if (!(await admission.extend(needed))) return false;
+    held += needed;
+    return true;
+  };
 }

@@ -24,6 +24,8 @@
  * per request `x-fake-strict: stream_options`, a body with `stream_options` gets 400 "Unrecognized request
  * argument supplied: stream_options", and streams never carry a usage chunk.
  *
+ * Realtime: `GET /v1/realtime?model=…` upgrades to a WebSocket session (see realtime.ts), recorded in `sessions`.
+ *
  * Also: GET|POST /v1/echo reflects what it received; GET /__fake/requests and POST /__fake/reset are
  * unauthenticated control endpoints for other processes (they are not recorded).
  */
@@ -31,6 +33,7 @@ import { EventEmitter, once } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { type Ctx, newId, sendJson, type Timing } from "./http.js";
+import { type RealtimeSession, realtimeUpgrades } from "./realtime.js";
 import { handle } from "./routes.js";
 
 export interface FakeOptions {
@@ -72,6 +75,8 @@ export interface FakeOpenAI {
   url: string;
   port: number;
   requests: RecordedRequest[];
+  /** The Realtime sessions opened over WebSocket, in order. */
+  sessions: RealtimeSession[];
   waitForRequest(pred: (r: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest>;
   /** Resolves once the response to `requestId` is over (finished or hung up); check `clientClosedEarly`. */
   waitForClose(requestId: string, timeoutMs?: number): Promise<RecordedRequest>;
@@ -217,6 +222,9 @@ export async function startFakeOpenAI(options: FakeOptions = {}): Promise<FakeOp
     requests.some((r) => r.id === id) ? "the response is still open" : "no such request was recorded";
 
   const server = createServer((req, res) => void onRequest(req, res));
+  const sessions: RealtimeSession[] = [];
+  const realtime = realtimeUpgrades(sessions);
+  server.on("upgrade", (req, socket, head) => realtime.onUpgrade(req, socket, head));
   server.on("connection", (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
@@ -232,6 +240,7 @@ export async function startFakeOpenAI(options: FakeOptions = {}): Promise<FakeOp
     url: `http://127.0.0.1:${port}/v1`,
     port,
     requests,
+    sessions,
     waitForRequest: (pred, timeoutMs = DEFAULT_WAIT_MS) =>
       waitFor("request", pred, timeoutMs, () => `waitForRequest: no request matched (recorded: ${listRecorded()})`),
     waitForClose: (id, timeoutMs = DEFAULT_WAIT_MS) =>
@@ -243,11 +252,13 @@ export async function startFakeOpenAI(options: FakeOptions = {}): Promise<FakeOp
       ),
     reset: () => {
       requests.length = 0;
+      sessions.length = 0;
     },
     close: () => {
       closing ??= (async () => {
         shuttingDown = true;
         events.emit("shutdown");
+        realtime.close();
         const closed = new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
         await Promise.all([closed, ...[...sockets].map((socket) => once(socket.destroy(), "close"))]);
       })();

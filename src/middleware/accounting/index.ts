@@ -1,9 +1,10 @@
-import type { ContextVariableMap, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { getConfig } from "../../config";
 import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
 import { writeUsage } from "../../usage/ledger";
 import { NOT_SENT, type Outcome, type Spend, type SpendContext, spendOf } from "../../usage/spend";
+import { maybe } from "../vars";
 
 declare module "hono" {
   interface ContextVariableMap {
@@ -59,10 +60,10 @@ export function accounting(): MiddlewareHandler<AppEnv> {
     await next();
 
     const config = getConfig(c.env);
-    const client = optional(c.var, "client");
-    const outgoing = optional(c.var, "outgoing");
-    const admission = optional(c.var, "admission");
-    const outcome = optional(c.var, "outcome") ?? Promise.resolve(NOT_SENT);
+    const client = maybe(c, "client");
+    const outgoing = maybe(c, "outgoing");
+    const admission = maybe(c, "admission");
+    const outcome = maybe(c, "outcome") ?? Promise.resolve(NOT_SENT);
     const status = c.res.status;
     const requestId = c.res.headers.get("x-request-id") ?? c.get("requestId");
     const { method } = c.req;
@@ -138,12 +139,4 @@ export function accounting(): MiddlewareHandler<AppEnv> {
     };
     c.executionCtx.waitUntil(record());
   };
-}
-
-/** A context variable that an earlier step may not have set (the request ended before it). */
-function optional<K extends keyof ContextVariableMap>(
-  vars: Readonly<ContextVariableMap>,
-  key: K,
-): ContextVariableMap[K] | undefined {
-  return (vars as Partial<ContextVariableMap>)[key];
 }

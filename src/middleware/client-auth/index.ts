@@ -4,6 +4,7 @@ import { type AuthSettings, JWT_SHAPE, type KeyDigest } from "../../config";
 import type { AppEnv } from "../../env";
 import { unauthorized } from "../../errors";
 import { bearerCredential, digest, sameDigest } from "../../lib/secrets";
+import { isWebSocketUpgrade, protocolCredential } from "../../proxy/websocket";
 import { INCORRECT_KEY, MISSING_CREDENTIAL, originNotAllowed } from "./refuse";
 import { verifyToken } from "./token";
 
@@ -34,8 +35,9 @@ export function clientAuth(): MiddlewareHandler<AppEnv> {
 
 /**
  * Authenticates a request. In open mode the client is its `CF-Connecting-IP`. Otherwise it needs
- * `Authorization: Bearer <credential>`: a JWT (three base64url parts) is verified as a token when
- * a JWT secret is set; anything else is compared, in constant time, against every client key.
+ * `Authorization: Bearer <credential>` (or, for a WebSocket, the `openai-insecure-api-key.<credential>`
+ * subprotocol browsers use): a JWT (three base64url parts) is verified as a token when a JWT
+ * secret is set; anything else is compared, in constant time, against every client key.
  *
  * @throws ProxyError 401 `invalid_api_key` for a missing, malformed, unknown, expired or wrongly
  * signed credential; 403 `origin_not_allowed` for a token used from another origin than its
@@ -52,7 +54,10 @@ export async function authenticate(request: Request, settings: AuthSettings): Pr
     return { id: `ip:${ip}`, kind: "ip", name: ip };
   }
 
-  const credential = bearerCredential(request.headers.get("authorization"));
+  // A browser's WebSocket cannot send headers: it passes its credential as a subprotocol instead.
+  const credential =
+    bearerCredential(request.headers.get("authorization")) ??
+    (isWebSocketUpgrade(request) ? protocolCredential(request.headers) : null);
   if (credential === null) throw unauthorized(MISSING_CREDENTIAL, "missing");
   if (credential === "") throw unauthorized(INCORRECT_KEY, "refused");
 

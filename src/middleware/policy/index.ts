@@ -3,12 +3,14 @@ import type { Client } from "../../client";
 import { compilePatterns, matchesAny, type PolicySettings, type SeedDefaults } from "../../config";
 import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
+import { concatBytes } from "../../lib/bytes";
 import { isRecord } from "../../lib/json";
 import { type JsonObject, memberValue, withMembers } from "../../lib/json-object";
 import { formFields } from "../../lib/multipart";
 import { limitsFor } from "../../limits/client";
 import type { RequestBody } from "../../proxy/forward";
 import { acceptsStreamOptions } from "../../proxy/quirks";
+import { isWebSocketUpgrade } from "../../proxy/websocket";
 import {
   billingOf,
   capsOutput,
@@ -47,6 +49,17 @@ export type Outgoing = {
   /** What the request may spend at most: what a budget reserves for it. */
   reservation: Reservation;
 };
+
+/**
+ * Endpoints that mint a credential which talks to OpenAI directly (Realtime client secrets and
+ * sessions, ChatKit sessions): what it spends never passes the proxy.
+ */
+const MINTS_CREDENTIALS = new Set([
+  "/realtime/client_secrets",
+  "/realtime/sessions",
+  "/realtime/transcription_sessions",
+  "/chatkit/sessions",
+]);
 
 /** Top-level fields the proxy decides on: a body that names one twice is refused (parsers disagree on which wins). */
 const READ_FIELDS = [
@@ -96,6 +109,20 @@ export function policy(route: "openai" | "seed"): MiddlewareHandler<AppEnv> {
     const body = c.get("body");
     const contentType = c.req.header("content-type") ?? "";
     const bytes = body instanceof Uint8Array ? body : null;
+    const client = c.get("client");
+    const budgeted = limitsFor(config.limits, client).tokensPerDay !== null;
+    if (c.req.method === "POST" && MINTS_CREDENTIALS.has(endpoint) && budgeted && !config.policy.namedPaths.has(path)) {
+      throw new ProxyError(
+        403,
+        `${c.req.method} ${c.req.path} mints a key that talks to OpenAI directly, where this proxy cannot see or ` +
+          "limit what it spends, so it is refused while a budget applies; the operator can allow it by naming it in ALLOWED_PATHS",
+        { type: "permission_error", code: "path_not_allowed" },
+      );
+    }
+    if (isWebSocketUpgrade(c.req.raw)) {
+      c.set("outgoing", session(endpoint, new URL(c.req.url).searchParams.get("model"), config.policy, client));
+      return next();
+    }
     let json = c.get("json");
     if (seed) json = checkSeedRequest(contentType, bytes, json);
     const fields = json !== null ? jsonFields(json) : bytes !== null ? formOf(bytes, contentType) : null;
@@ -107,8 +134,7 @@ export function policy(route: "openai" | "seed"): MiddlewareHandler<AppEnv> {
       }
       c.set("outgoing", opaque(endpoint, billing, body, c.req.header("content-length")));
     } else {
-      const budgeted = limitsFor(config.limits, c.get("client")).tokensPerDay !== null;
-      const context = { endpoint, billing, seed, budgeted, policy: config.policy, client: c.get("client") };
+      const context = { endpoint, billing, seed, budgeted, policy: config.policy, client };
       const { includeStreamUsage, baseUrl } = config.upstream;
       const mayAddStreamOptions = includeStreamUsage && acceptsStreamOptions(baseUrl);
       c.set("outgoing", plan(fields, { ...context, defaults: config.seed, body, mayAddStreamOptions }));
@@ -144,6 +170,16 @@ function formOf(bytes: Uint8Array, contentType: string): Fields | null {
 
 function unreadableForm(): ProxyError {
   return new ProxyError(400, "request body is not a multipart form the proxy can read", { code: "invalid_json" });
+}
+
+/**
+ * A WebSocket session (the Realtime API): its model is in the query string; it holds a stream slot
+ * while it lasts, and reserves one answer's output at first, more as it spends.
+ */
+function session(endpoint: string, model: string | null, settings: PolicySettings, client: Client): Outgoing {
+  if (model !== null) checkModel(settings, client, model);
+  const reservation = { inputTokens: 0, outputTokens: DEFAULT_OUTPUT_RESERVATION };
+  return { endpoint, model, stream: true, body: null, withoutUsageOption: null, billing: "tokens", reservation };
 }
 
 /** An outgoing request whose body the proxy does not read (an upload, or no body): sent as it came. */
@@ -214,11 +250,11 @@ function plan(fields: Fields, context: PlanContext): Outgoing {
     if (!isRecord(options) || options.include_usage !== true) {
       const without = { ...changes };
       changes.stream_options = { ...(isRecord(options) ? options : {}), include_usage: true };
-      withoutUsageOption = () => (Object.keys(without).length === 0 ? json.bytes : withMembers(json, without));
+      withoutUsageOption = () => (Object.keys(without).length === 0 ? json.bytes : bodyOf(withMembers(json, without)));
     }
   }
 
-  const body = json === null || Object.keys(changes).length === 0 ? context.body : withMembers(json, changes);
+  const body = json === null || Object.keys(changes).length === 0 ? context.body : bodyOf(withMembers(json, changes));
   const counted = {
     n: value("n"),
     quality: value("quality"),
@@ -230,6 +266,25 @@ function plan(fields: Fields, context: PlanContext): Outgoing {
       ? reservationFor(endpoint, { inputTokens: fields.inputTokens, cap, fields: counted })
       : { inputTokens: 0, outputTokens: 0 };
   return { endpoint, model, stream, body, withoutUsageOption, billing, reservation };
+}
+
+/** A rewritten body up to this size is sent as one array (one small copy); a larger one as a stream of its pieces. */
+const COPY_LIMIT = 1024 * 1024;
+
+/**
+ * A rewritten body as the runtime sends it: small ones joined into one array, large ones streamed
+ * from their pieces (views of the client's bytes), so a 50 MB body with a cap added is never held twice.
+ */
+function bodyOf(pieces: readonly Uint8Array[]): RequestBody {
+  const size = pieces.reduce((total, piece) => total + piece.byteLength, 0);
+  if (size <= COPY_LIMIT) return concatBytes(pieces);
+  const { readable, writable } = new FixedLengthStream(size);
+  const writer = writable.getWriter();
+  (async () => {
+    for (const piece of pieces) await writer.write(piece);
+    await writer.close();
+  })().catch(() => {});
+  return readable;
 }
 
 /** Refuses a path that `ALLOWED_PATHS` leaves out, with 403 `path_not_allowed`. */

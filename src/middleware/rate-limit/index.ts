@@ -20,6 +20,11 @@ export type Admission = {
    * during a deploy), then logged.
    */
   finish(tokens: number): Promise<void>;
+  /**
+   * Reserves `tokens` more of the daily budget for a request that spends as it goes (a Realtime
+   * session); false when they do not fit in what is left. True when no budget applies.
+   */
+  extend(tokens: number): Promise<boolean>;
 };
 
 /**
@@ -79,6 +84,8 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
     if (slot !== null || reservation !== null) {
       c.set("admission", {
         finish: (tokens) => retryOnce("finish an admitted request", () => limiter.finish(slot, reservation, tokens)),
+        extend: async (tokens) =>
+          reservation === null || tokensPerDay === null ? true : limiter.extend(reservation, tokens, tokensPerDay),
       });
     }
     await next();

@@ -55,6 +55,7 @@ export function renderMarkdown(r: Results): string {
     ["Idle RSS after first repeat (MiB)", "idleFirstMiB"],
     ["Idle RSS after last repeat (MiB)", "idleLastMiB"],
     ["Growth across repeats (MiB)", "growthMiB"],
+    ["Peak above idle while one 50 MB JSON request passes (MiB)", "bigRequestMiB"],
   ].map(
     ([label, key]) =>
       `| ${label} | ${fmt(memB[key ?? ""])} | ${fmt(memC[key ?? ""])} | ${fmt((memC[key ?? ""] ?? 0) - (memB[key ?? ""] ?? 0))} |`,
@@ -129,6 +130,7 @@ ${memoryRows.join("\n")}
 - Non-streaming: \`POST /v1/chat/completions\`, ${r.method.secondsPerMeasurement} s per measurement. Throughput with autocannon (closed loop, 10 and 50 connections). Latency with an open-loop sender at a fixed ${r.method.fixedRatePerSecond} requests/s (half of B's maximum), each latency counted from the request's scheduled send time, so stalls are not hidden (no coordinated omission).
 - Streaming: ${r.method.streamsPerRound} concurrent streams per round; upstream waits ${r.method.stream.ttftMs} ms, then sends ${r.method.stream.chunks} content chunks ${r.method.stream.gapMs} ms apart. Lateness is each chunk's arrival gap minus ${r.method.stream.gapMs} ms. The first stream of each arm is compared byte for byte with A's.
 - Memory: ${r.method.memorySizes.join(", ")} concurrent streams of 100 chunks 20 ms apart, peak RSS sampled every 100 ms, ${r.method.memoryRepeats} repeat(s); growth is the idle RSS after the last repeat minus after the first.
+- A 50 MB request: one chat request of about 50 MB (one base64 image), RSS sampled every 10 ms, the median of the repeats of how far it rose above idle. The proxy holds such a body once, in memory, to read it (in place, no copy: rewritten bodies are streamed from pieces of it); the bare Worker streams it. The first such request in a fresh isolate raises RSS by about twice the body, in workerd's own \`arrayBuffer()\` (a Worker that only reads the body shows the same); later ones reuse that memory. An isolate has 128 MB on Cloudflare, so two such requests at once in one isolate would not fit: keep \`MAX_BODY_BYTES\` lower where that matters.
 - On a shared 2-core machine the p99 figures are noisy; the ranges show how much.
 `;
 }

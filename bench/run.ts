@@ -301,7 +301,7 @@ const BIG_BODY = JSON.stringify({
   messages: [
     {
       role: "user",
-      content: [{ type: "image_url", image_url: { url: `data:image/png;base64,${"A".repeat(50 * 1024 * 1024)}` } }],
+      content: [{ type: "image_url", image_url: { url: `data:image/png;base64,${"A".repeat(50_000_000)}` } }],
     },
   ],
 });

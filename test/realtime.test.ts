@@ -14,8 +14,10 @@ const KEYS = {
   server: "pk_rt_server_0123456789abcdef",
   browser: "pk_rt_browser_0123456789abcde",
   budget: "pk_rt_budget_0123456789abcdef",
+  idle: "pk_rt_idle_0123456789abcdefgh",
 } as const;
 const TOKENS_PER_ANSWER = REALTIME_USAGE.total_tokens;
+const SESSION_OUTLIVES_MS = 3000;
 let fake: FakeOpenAI;
 let proxy: DevProxy;
 
@@ -32,6 +34,8 @@ beforeAll(async () => {
     // after two answers, the third's reservation does not fit.
     PROXY_KEY_LIMITS: `budget:tokens_per_day=${4096 + 2 * TOKENS_PER_ANSWER + TOKENS_PER_ANSWER / 2}`,
     ALLOWED_ORIGINS: "https://app.example.com",
+    // Bounds the handshake only: a session outlives it (see "stays open past UPSTREAM_TIMEOUT_MS").
+    UPSTREAM_TIMEOUT_MS: String(SESSION_OUTLIVES_MS / 2),
   });
 });
 
@@ -69,6 +73,18 @@ async function reportFor(client: string): Promise<ReportRow | undefined> {
 }
 
 describe("the Realtime API over WebSocket, through wrangler dev", () => {
+  it("stays open past UPSTREAM_TIMEOUT_MS, which bounds only the handshake", async () => {
+    const client = await connect({ protocols: ["realtime"], headers: { authorization: `Bearer ${KEYS.idle}` } });
+    await client.until("session.created");
+    // Idle for longer than the timeout: the one wait here is time itself passing.
+    await new Promise((next) => setTimeout(next, SESSION_OUTLIVES_MS));
+    expect(client.socket.readyState).toBe(WebSocket.OPEN);
+    client.socket.send(JSON.stringify({ type: "response.create" }));
+    await client.until("response.done");
+    client.socket.close(1000, "done");
+    expect((await client.closed).code).toBe(1000);
+  });
+
   it("relays a server's session with the operator's key, and records what it spent", async () => {
     const client = await connect({ protocols: ["realtime"], headers: { authorization: `Bearer ${KEYS.server}` } });
     expect(client.socket.protocol).toBe("realtime");

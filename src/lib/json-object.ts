@@ -14,9 +14,12 @@ export type JsonObject = {
   readonly duplicates: ReadonlySet<string>;
   /** Where the object's opening brace is. */
   readonly open: number;
-  /** String values of at least `LARGE_STRING_BYTES`, as `[start, end)` of their contents. */
-  readonly largeStrings: readonly (readonly [number, number])[];
+  /** String values of at least `LARGE_STRING_BYTES`: their contents' `[start, end)`, and the key they are the value of, if any. */
+  readonly largeStrings: readonly LargeString[];
 };
+
+/** A long string value: where its contents lie, and the member key it is the value of (null for an array element). */
+export type LargeString = { start: number; end: number; key: string | null };
 
 /** A string at least this long is reported in `largeStrings` (base64 images, audio, files). */
 export const LARGE_STRING_BYTES = 2048;
@@ -62,6 +65,42 @@ export function memberValue(object: JsonObject, key: string): unknown {
 }
 
 /**
+ * How many elements the top-level member `key` holds when it is an array (its value, checked by
+ * `readJsonObject`, is walked without being parsed); null when it is missing or not an array.
+ *
+ * @example
+ * arrayLength(object, "prompt"); // 3 for {"prompt": ["a", "b", "c"]}
+ */
+export function arrayLength(object: JsonObject, key: string): number | null {
+  const span = object.members.get(key);
+  if (span === undefined) return null;
+  const bytes = object.bytes;
+  const [start, end] = span;
+  if (bytes[start] !== OPEN_BRACKET) return null;
+  let depth = 0;
+  let count = 0;
+  let empty = true;
+  for (let at = start; at < end; at++) {
+    const byte = bytes[at];
+    if (byte === QUOTE) {
+      // Skip the string: to the next quote that no backslash escapes.
+      for (at++; at < end && bytes[at] !== QUOTE; at++) if (bytes[at] === BACKSLASH) at++;
+      if (depth === 1) empty = false;
+    } else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
+      if (depth === 1) empty = false;
+      depth++;
+    } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+      depth--;
+    } else if (byte === COMMA && depth === 1) {
+      count++;
+    } else if (depth === 1 && byte !== SPACE && byte !== LF && byte !== CR && byte !== TAB) {
+      empty = false;
+    }
+  }
+  return empty ? 0 : count + 1;
+}
+
+/**
  * The bytes of `object` with top-level members replaced or added (`undefined` removes nothing and
  * adds nothing), as pieces to send one after another: a member that exists keeps its place and
  * gets the new value; a new one goes first. Every other byte stays as the client sent it, in views
@@ -98,7 +137,9 @@ const INVALID = Symbol("invalid JSON");
 class Scanner {
   readonly #bytes: Uint8Array;
   #at = 0;
-  readonly #largeStrings: Array<readonly [number, number]> = [];
+  readonly #largeStrings: LargeString[] = [];
+  /** The key whose value comes next, until that value has begun. */
+  #pendingKey: readonly [number, number] | null = null;
 
   constructor(bytes: Uint8Array) {
     this.#bytes = bytes;
@@ -120,6 +161,7 @@ class Scanner {
         this.#space();
         const keyStart = this.#at;
         const escaped = this.#string(false);
+        this.#pendingKey = [keyStart, this.#at];
         const key = escaped
           ? (JSON.parse(decoder.decode(bytes.subarray(keyStart, this.#at))) as string)
           : decoder.decode(bytes.subarray(keyStart + 1, this.#at - 1));
@@ -162,6 +204,7 @@ class Scanner {
       this.#space();
       const byte = bytes[this.#at];
       if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
+        this.#pendingKey = null;
         if (depth + stack.length >= MAX_DEPTH) throw INVALID;
         this.#at++;
         this.#space();
@@ -176,6 +219,7 @@ class Scanner {
       } else if (byte === QUOTE) {
         this.#string(true);
       } else {
+        this.#pendingKey = null;
         this.#scalar();
       }
       // After a value: close containers, or go on to the next element or member.
@@ -196,9 +240,17 @@ class Scanner {
     }
   }
 
+  /** A key's text, decoded (JSON escapes included). */
+  #keyOf(span: readonly [number, number] | null): string | null {
+    if (span === null) return null;
+    return JSON.parse(decoder.decode(this.#bytes.subarray(span[0], span[1]))) as string;
+  }
+
   /** A member's key and colon, inside a nested object. */
   #memberKey(): void {
+    const keyStart = this.#at;
     this.#string(false);
+    this.#pendingKey = [keyStart, this.#at];
     this.#space();
     if (this.#bytes[this.#at] !== COLON) throw INVALID;
     this.#at++;
@@ -225,7 +277,11 @@ class Scanner {
       if (at > quote) quote = bytes.indexOf(QUOTE, at);
     }
     this.#at = quote + 1;
-    if (isValue && quote - start >= LARGE_STRING_BYTES) this.#largeStrings.push([start, quote]);
+    if (isValue) {
+      if (quote - start >= LARGE_STRING_BYTES)
+        this.#largeStrings.push({ start, end: quote, key: this.#keyOf(this.#pendingKey) });
+      this.#pendingKey = null;
+    }
     return escaped;
   }
 

@@ -387,6 +387,41 @@ describe("an upstream that refuses the stream_options the proxy adds", () => {
     expect(upstream).toHaveLength(1);
   });
 
+  it("passes on a refusal of the client's own stream_options: the proxy added only include_usage", async () => {
+    const upstream = strictUpstream();
+    const own = JSON.stringify({ ...JSON.parse(CHAT_STREAM), stream_options: { include_obfuscation: false } });
+    const { response } = await call(postJson("/v1/chat/completions", own), {
+      OPENAI_BASE_URL: "https://strict-5.test/v1",
+    });
+    // The error names stream_options, the client's field, not include_usage, the proxy's: no second try.
+    expect(response.status).toBe(400);
+    expect(await json(response)).toMatchObject({ error: { message: expect.stringContaining("stream_options") } });
+    expect(upstream).toHaveLength(1);
+    expect(await upstream[0]?.json()).toMatchObject({
+      stream_options: { include_obfuscation: false, include_usage: true },
+    });
+  });
+
+  it("is not fooled by a 400 that only echoes the words: it keeps adding the field for everyone", async () => {
+    const upstream = mockUpstream(async (request) => {
+      const body = (await request.clone().json()) as { user?: string };
+      if (body.user === undefined)
+        return new Response("data: [DONE]\n\n", { headers: { "content-type": "text/event-stream" } });
+      const message = `Invalid 'user': '${body.user}' is not a valid user.`;
+      return openaiJson({ error: { message, type: "invalid_request_error", param: "user", code: null } }, 400);
+    });
+    const vars = { OPENAI_BASE_URL: "https://strict-6.test/v1" };
+    const poison = JSON.stringify({ ...JSON.parse(CHAT_STREAM), user: "stream_options" });
+    const refused = await call(postJson("/v1/chat/completions", poison), vars);
+    expect(refused.response.status).toBe(400);
+    await text(refused.response);
+    const next = await call(postJson("/v1/chat/completions", CHAT_STREAM), vars);
+    await text(next.response);
+    // Both tries of the poisoned request failed: the upstream was not marked as refusing the field.
+    expect(upstream).toHaveLength(3);
+    expect(await upstream[2]?.json()).toMatchObject({ stream_options: { include_usage: true } });
+  });
+
   it("adds nothing with INCLUDE_STREAM_USAGE=false: the client's bytes go upstream as they are", async () => {
     const upstream = strictUpstream();
     const { response } = await call(postJson("/v1/chat/completions", CHAT_STREAM), {

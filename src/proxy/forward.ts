@@ -31,7 +31,17 @@ export type UpstreamCall = {
    * refuses the field (then upstream's usage chunk is not taken out either, as none comes); null
    * when the proxy added nothing.
    */
-  withoutUsageOption: (() => RequestBody) | null;
+  withoutUsageOption: AddedUsageOption | null;
+};
+
+/**
+ * What the proxy added to a stream so that its usage can be read, and the request without it:
+ * `stream_options` whole (the client sent none), or only `include_usage` inside the client's own.
+ */
+export type AddedUsageOption = {
+  added: "stream_options" | "include_usage";
+  /** The body without the addition: the client's own bytes, or them with the proxy's other changes. */
+  without: () => RequestBody;
 };
 
 /**
@@ -79,12 +89,14 @@ export async function forward(
   let dropUsageChunk = call.withoutUsageOption !== null;
   if ("upstream" in tried && tried.upstream.status === 400 && call.withoutUsageOption !== null) {
     const text = await readLimited(tried.upstream);
-    if (refusesAddedField(text)) {
+    if (refusesAddedField(text, call.withoutUsageOption.added)) {
       // Nothing the proxy adds may make a request fail that would succeed unchanged.
-      rememberRefusesStreamOptions(settings.baseUrl);
       dropUsageChunk = false;
-      const body = call.withoutUsageOption();
+      const body = call.withoutUsageOption.without();
       tried = await send(settings, what, { url, method: call.method, headers, body }, clientSignal);
+      // Remembered only when the request then succeeds: a 400 that merely echoes the words (a
+      // client's own bad value) must not stop usage being read for everyone else.
+      if ("upstream" in tried && tried.upstream.ok) rememberRefusesStreamOptions(settings.baseUrl);
     } else {
       tried = { upstream: new Response(text, tried.upstream), headersAt: tried.headersAt };
     }

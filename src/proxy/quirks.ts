@@ -22,11 +22,14 @@ export function rememberRefusesStreamOptions(baseUrl: string): void {
 }
 
 /**
- * Whether an upstream's 400 body says it does not know `stream_options`: the field the proxy adds.
+ * Whether an upstream's 400 body refuses what the proxy added: any mention of `stream_options` when
+ * the proxy added the whole field, only `include_usage` when the client sent `stream_options` itself
+ * (a refusal of the client's own field is the client's error, and is passed on).
  *
  * @example
- * refusesAddedField('{"error":{"message":"Unrecognized request argument supplied: stream_options"}}'); // true
+ * refusesAddedField('{"error":{"message":"Unrecognized request argument supplied: stream_options"}}', "stream_options"); // true
+ * refusesAddedField('{"error":{"message":"Unrecognized request argument supplied: stream_options"}}', "include_usage"); // false
  */
-export function refusesAddedField(errorBody: string): boolean {
-  return /stream_options|include_usage/i.test(errorBody);
+export function refusesAddedField(errorBody: string, added: "stream_options" | "include_usage"): boolean {
+  return (added === "stream_options" ? /stream_options|include_usage/i : /include_usage/i).test(errorBody);
 }

@@ -164,6 +164,21 @@ describe("Realtime over WebSocket", () => {
     expect(fake.requests).toHaveLength(0);
   });
 
+  it("refuses a query string that names the model twice, or none while models are limited", async () => {
+    const fake = realtimeUpstream();
+    const vars = { ...KEYS, ALLOWED_MODELS: "gpt-realtime-mini" };
+    const auth = { authorization: `Bearer ${CLIENT_KEY}` };
+    // Parsers disagree on which of two counts: the allowed one here, the dear one upstream.
+    const twice = await call(upgrade("/v1/realtime?model=gpt-realtime-mini&model=gpt-realtime", auth), vars);
+    expect(twice.response.status).toBe(400);
+    expect(await json(twice.response)).toMatchObject({
+      error: { param: "model", message: expect.stringContaining("more than once") },
+    });
+    const none = await call(upgrade("/v1/realtime", auth), vars);
+    expect(none.response.status).toBe(400);
+    expect(fake.requests).toHaveLength(0);
+  });
+
   it("counts the session against the rate limit and the concurrent-stream limit", async () => {
     realtimeUpstream();
     const key = `pk_slots_${crypto.randomUUID().replaceAll("-", "")}`;
@@ -198,7 +213,7 @@ describe("Realtime over WebSocket", () => {
     expect((await fake.closing).code).toBe(BUDGET_CLOSE.code);
     await settled();
     const day = new Date().toISOString().slice(0, 10);
-    expect(await limiterFor(env.RATE_LIMITER, `key:${name}`).usedOn(day)).toEqual({ spent: 1300, reserved: 0 });
+    expect(await limiterFor(env.RATE_LIMITER, `key:${name}`).usedOn(day)).toMatchObject({ spent: 1300, reserved: 0 });
     expect(requestLogs().at(-1)).toMatchObject({ basis: "reported", promptTokens: 1000, completionTokens: 300 });
   });
 

@@ -79,12 +79,21 @@ export async function relayWebSocket(settings: ReadyUpstream, call: WebSocketCal
   if (offered.includes(REALTIME)) headers.set("sec-websocket-protocol", REALTIME);
   if (offered.includes(BETA)) headers.set("openai-beta", "realtime=v1");
 
+  // The timeout bounds the handshake only: a signal still armed once the socket is open would end the session.
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort("upstream timed out"), settings.timeoutMs);
   let upstream: Response;
   try {
-    upstream = await fetch(url, { headers, redirect: "manual", signal: AbortSignal.timeout(settings.timeoutMs) });
+    upstream = await fetch(url, { headers, redirect: "manual", signal: abort.signal });
   } catch (cause) {
+    if (abort.signal.aborted) {
+      const message = `${what}: upstream did not accept the WebSocket within ${settings.timeoutMs} ms`;
+      return refused(new ProxyError(504, message, { code: "upstream_timeout", retryable: false, cause }), null);
+    }
     const error = new ProxyError(502, `${what}: upstream is unreachable`, { code: "upstream_unreachable", cause });
     return refused(error, null);
+  } finally {
+    clearTimeout(timer);
   }
   const socket = upstream.webSocket;
   if (upstream.status !== 101 || socket === null) {

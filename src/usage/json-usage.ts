@@ -39,6 +39,8 @@ export class JsonUsageReader {
 
   push(chunk: Uint8Array): void {
     let holdFrom = this.#held === null ? -1 : 0;
+    /** The next quote at or after the last search; -1 when the chunk has none left, -2 before the first search. */
+    let nextQuote = -2;
     for (let i = 0; i < chunk.byteLength; i++) {
       const byte = chunk[i] as number;
       if (this.#inString) {
@@ -48,10 +50,13 @@ export class JsonUsageReader {
           continue;
         }
         if (this.#key === null) {
-          // Jump to the next quote or backslash natively: long strings are most of a body.
-          const quote = chunk.indexOf(QUOTE, i);
-          const slash = chunk.indexOf(BACKSLASH, i);
-          const stop = quote === -1 ? slash : slash === -1 ? quote : Math.min(quote, slash);
+          // Jump to the next quote or backslash natively: long strings are most of a body. The
+          // quote is found once per stretch, and each backslash only before it, so a string full
+          // of escapes costs one pass, not one pass per escape.
+          if (nextQuote === -2 || (nextQuote !== -1 && nextQuote < i)) nextQuote = chunk.indexOf(QUOTE, i);
+          const end = nextQuote === -1 ? chunk.byteLength : nextQuote;
+          const slash = chunk.subarray(i, end).indexOf(BACKSLASH);
+          const stop = slash !== -1 ? i + slash : nextQuote;
           if (stop === -1) break;
           i = stop;
         }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { readUsage, usageFromBody } from "./usage";
+import { plainUsage, readUsage, usageFromBody } from "./usage";
 
 describe("usageFromBody", () => {
   it("reads a chat completion's usage with its cached and reasoning details", () => {
@@ -120,7 +120,6 @@ describe("usageFromBody", () => {
       { usage: { prompt_tokens: -1, completion_tokens: 2 } },
       { usage: { prompt_tokens: 1.5, completion_tokens: 2 } },
       { usage: { input_tokens: null, output_tokens: 3 } },
-      { usage: { type: "duration", seconds: 3 } },
       hostile,
     ]) {
       expect(usageFromBody(body)).toBeNull();
@@ -184,8 +183,14 @@ describe("usageFromBody", () => {
     expect(usageFromBody(body)).toMatchObject({ promptTokens: 1020, completionTokens: 200, audioInputTokens: 1000 });
   });
 
-  it("gives null for a transcription billed by duration (whisper-1): no tokens to read", () => {
-    expect(usageFromBody({ text: "Hi", usage: { type: "duration", seconds: 9 } })).toBeNull();
+  it("reads a transcription billed by duration (whisper-1) as audio tokens, 1,000 a minute", () => {
+    expect(usageFromBody({ text: "Hi", usage: { type: "duration", seconds: 9 } })).toEqual({
+      ...plainUsage(150, 0),
+      audioInputTokens: 150,
+    });
+    expect(usageFromBody({ text: "Hi", usage: { type: "duration", seconds: 0.5 } })?.promptTokens).toBe(9);
+    expect(usageFromBody({ text: "Hi", usage: { type: "duration", seconds: -1 } })).toBeNull();
+    expect(usageFromBody({ text: "Hi", usage: { type: "duration" } })).toBeNull();
   });
 
   it("reads a Realtime response.done usage, cached audio included", () => {

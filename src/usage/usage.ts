@@ -19,6 +19,13 @@ export type Usage = {
 };
 
 /**
+ * Audio tokens a minute of audio billed by duration counts as: whisper-1 costs $0.006 a minute
+ * (OpenAI's pricing, checked 2026-11-30), which the price table bills as 1,000 tokens at $6 per
+ * million, as gpt-4o-transcribe bills about the same audio.
+ */
+export const DURATION_TOKENS_PER_MINUTE = 1000;
+
+/**
  * Usage from an OpenAI `usage` object's owner (a parsed response body or SSE event), whatever the
  * endpoint:
  * - chat.completion and text_completion: `prompt_tokens`, `completion_tokens`, `total_tokens`,
@@ -31,9 +38,12 @@ export type Usage = {
  *   `output_tokens_details`/`output_token_details`: `reasoning_tokens`, `audio_tokens`,
  *   `image_tokens`.
  *
- * Missing details count 0; a missing total is the sum; a body without usable token usage (no
- * `usage`, counts that are not non-negative integers, a transcription billed by `duration`) gives
- * null. Never throws.
+ * - a transcription billed by the minute (whisper-1: `{"type":"duration","seconds":…}`): its seconds
+ *   as audio input tokens, `DURATION_TOKENS_PER_MINUTE` a minute, the rate the price table bills
+ *   whisper-1's minutes at.
+ *
+ * Missing details count 0; a missing total is the sum; a body without usable usage (no `usage`,
+ * counts that are not non-negative integers, seconds that are not a non-negative number) gives null. Never throws.
  *
  * @example
  * usageFromBody(await response.json()); // { promptTokens: 12, completionTokens: 5, totalTokens: 17, cachedTokens: 0, … }
@@ -55,6 +65,12 @@ export function usageFromBody(body: unknown): Usage | null {
  */
 export function readUsage(usage: unknown): Usage | null {
   if (!isRecord(usage)) return null;
+  if (usage.type === "duration") {
+    const seconds = usage.seconds;
+    if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) return null;
+    const tokens = Math.ceil((seconds * DURATION_TOKENS_PER_MINUTE) / 60);
+    return { ...plainUsage(tokens, 0), audioInputTokens: tokens };
+  }
   const tokensShape = usage.input_tokens !== undefined;
   const prompt = count(tokensShape ? usage.input_tokens : usage.prompt_tokens);
   if (prompt === null) return null;

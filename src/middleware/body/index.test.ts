@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { call, json, mockUpstream, openaiJson, postJson, proxyRequest } from "../../testing";
-import { readBody } from ".";
+import { MAX_READ_BYTES, readBody } from ".";
 
 const LIMIT = { MAX_BODY_BYTES: "1024" };
 
@@ -55,7 +55,11 @@ describe("bodyLimit", () => {
       LIMIT,
     );
     expect(response.status).toBe(413);
-    expect(await json(response)).toEqual({ error: "Payload Too Large", message: expect.stringContaining("1024") });
+    expect(await json(response)).toEqual({
+      error: "Payload Too Large",
+      message: expect.stringContaining("1024"),
+      code: "request_too_large",
+    });
   });
 
   it("forwards a chunked body under the cap, bytes unchanged", async () => {
@@ -75,7 +79,7 @@ describe("bodyLimit", () => {
       proxyRequest("/v1/files", {
         method: "POST",
         body: bytes,
-        headers: { "content-type": "multipart/form-data; boundary=x" },
+        headers: { "content-type": "multipart/form-data; boundary=x", "content-length": "900" },
       }),
       LIMIT,
     );
@@ -120,6 +124,45 @@ describe("bodyLimit", () => {
     const { response } = await call(request);
     expect(response.status).toBe(200);
     expect((await upstream[0]?.arrayBuffer())?.byteLength).toBe(size);
+  });
+
+  it("reads into memory no more than OpenAI's 50 MB payload limit, while uploads streamed through may be larger", async () => {
+    const upstream = mockUpstream(() => openaiJson({ id: "file-1" }));
+    const over = MAX_READ_BYTES + 1;
+    const json = await call(
+      proxyRequest("/v1/chat/completions", {
+        method: "POST",
+        body: new Uint8Array(over).fill(0x20),
+        headers: { "content-type": "application/json" },
+      }),
+    );
+    expect(json.response.status).toBe(413);
+    expect(await json.response.json()).toMatchObject({
+      error: {
+        code: "request_too_large",
+        message: expect.stringContaining(`${MAX_READ_BYTES} bytes on a body the proxy reads`),
+      },
+    });
+    // A token-billed upload is read to see its fields: the same limit.
+    const transcription = await call(
+      proxyRequest("/v1/audio/transcriptions", {
+        method: "POST",
+        body: new Uint8Array(over),
+        headers: { "content-type": "multipart/form-data; boundary=x" },
+      }),
+    );
+    expect(transcription.response.status).toBe(413);
+    // A file upload of a declared length streams through: held to MAX_BODY_BYTES only. (A chunked
+    // one is read, to count it against the limit, so it is held to MAX_READ_BYTES too.)
+    const file = await call(
+      proxyRequest("/v1/files", {
+        method: "POST",
+        body: new Uint8Array(over),
+        headers: { "content-type": "application/octet-stream", "content-length": String(over) },
+      }),
+    );
+    expect(file.response.status).toBe(200);
+    expect(upstream).toHaveLength(1);
   });
 
   it("reads nothing for GET", async () => {

@@ -54,28 +54,40 @@ export function bodyLimit(): MiddlewareHandler<AppEnv> {
 }
 
 /**
+ * The most the proxy reads into memory for one request (JSON bodies, forms to token-billed
+ * endpoints), whatever `MAX_BODY_BYTES` allows: OpenAI's own limit on a request's payload (50 MB,
+ * its vision guide, checked 2026-11-30), which keeps a read body and its one rewrite inside the
+ * isolate's 128 MB (see bench/RESULTS.md). Uploads that stream through are held to `MAX_BODY_BYTES` only.
+ */
+export const MAX_READ_BYTES = 50 * 1024 * 1024;
+
+/**
  * `request`'s body within `maxBytes`: a length-checked stream for uploads with a declared length
- * (unless `readUploads`), bytes otherwise, null when there is none.
+ * (unless `readUploads`), bytes otherwise (within `MAX_READ_BYTES` too), null when there is none.
  *
- * @throws ProxyError 413 `request_too_large` when it is larger than `maxBytes`.
+ * @throws ProxyError 413 `request_too_large` when it is larger than it may be, saying which limit.
  */
 export async function readBody(request: Request, maxBytes: number, readUploads = false): Promise<RequestBody> {
   if (request.body === null || request.method === "GET" || request.method === "HEAD") return null;
-  const tooLarge = () =>
-    new ProxyError(413, `request body is larger than the proxy's limit of ${maxBytes} bytes`, {
-      code: "request_too_large",
-    });
-
   const declared = request.headers.get("content-length");
+  const length = declared === null ? Number.NaN : Number(declared);
+  const streams =
+    !readUploads && isUpload(request.headers.get("content-type") ?? undefined) && Number.isSafeInteger(length);
+  const limit = streams ? maxBytes : Math.min(maxBytes, MAX_READ_BYTES);
+  const tooLarge = () => {
+    const which =
+      limit < maxBytes
+        ? `the limit of ${limit} bytes on a body the proxy reads (JSON, or a form to an endpoint that bills tokens), OpenAI's own`
+        : `the proxy's limit of ${limit} bytes`;
+    return new ProxyError(413, `request body is larger than ${which}`, { code: "request_too_large" });
+  };
+
   if (declared !== null) {
-    const length = Number(declared);
-    if (length > maxBytes) {
+    if (length > limit) {
       await request.body.cancel().catch(() => {});
       throw tooLarge();
     }
-    if (!readUploads && isUpload(request.headers.get("content-type") ?? undefined) && Number.isSafeInteger(length)) {
-      return request.body.pipeThrough(new FixedLengthStream(length));
-    }
+    if (streams) return request.body.pipeThrough(new FixedLengthStream(length));
     return new Uint8Array(await request.arrayBuffer());
   }
 
@@ -86,7 +98,7 @@ export async function readBody(request: Request, maxBytes: number, readUploads =
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
-    if (size > maxBytes) {
+    if (size > limit) {
       await reader.cancel().catch(() => {});
       throw tooLarge();
     }

@@ -15,6 +15,8 @@ export default defineConfig({
               bindings: {
                 OPENAI_API_KEY: "sk-test-secret-key-0123456789abcdef",
                 RATE_LIMIT_RPM: "100000",
+                // No spend ceiling unless a test sets one (with a short slice): its slices outlive a request.
+                DAILY_SPEND_LIMIT_USD: "",
                 // The D1 migrations, applied to USAGE_DB by src/testing/d1-setup.ts.
                 TEST_MIGRATIONS: await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url))),
               },

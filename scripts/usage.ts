@@ -156,6 +156,7 @@ function render(query: ReportQuery, rows: ReportRow[], where: "local" | "remote"
     total_tokens: sum((row) => row.total_tokens),
     cost_usd: priced.length === 0 ? null : priced.reduce((cost, row) => cost + (row.cost_usd ?? 0), 0),
     incomplete: sum((row) => row.incomplete),
+    cost_estimated: sum((row) => row.cost_estimated ?? 0),
   };
   const count = (n: number) => n.toLocaleString("en-US");
   const cells = (row: ReportRow) => [
@@ -166,9 +167,10 @@ function render(query: ReportQuery, rows: ReportRow[], where: "local" | "remote"
     count(row.total_tokens),
     row.cost_usd === null ? "-" : row.cost_usd.toFixed(6),
     count(row.incomplete),
+    count(row.cost_estimated ?? 0),
   ];
   const table = [
-    [query.groupBy, "requests", "prompt", "completion", "total tokens", "cost USD", "incomplete"],
+    [query.groupBy, "requests", "prompt", "completion", "total tokens", "cost USD", "incomplete", "est. price"],
     ...rows.map(cells),
     cells(total),
   ];
@@ -184,7 +186,11 @@ function render(query: ReportQuery, rows: ReportRow[], where: "local" | "remote"
     priced.length < rows.length
       ? "\ncost USD -: no known price for the model (see MODEL_PRICES); the total counts known prices only.\n"
       : "";
-  return `${header}${lines.join("\n")}\n${note}`;
+  const estimated =
+    sum((row) => row.cost_estimated ?? 0) > 0
+      ? "est. price: requests priced at FALLBACK_PRICE, their model having no price of its own (add it to MODEL_PRICES).\n"
+      : "";
+  return `${header}${lines.join("\n")}\n${note}${estimated}`;
 }
 
 main().catch((error: unknown) => {

@@ -16,4 +16,8 @@ export type Client = {
   rpm?: number;
   /** Token claim `tpd`: tokens per UTC day, replacing the default. */
   tpd?: number;
+  /** Token claim `usd`: US dollars per UTC day, replacing the default. */
+  usd?: number;
+  /** Token claim `exp`: when the token expires, in seconds since the epoch. */
+  exp?: number;
 };

@@ -12,6 +12,8 @@ export interface Env extends Cloudflare.Env {
   PROXY_JWT_SECRET?: string;
   /** Bearer token for `GET /admin/usage`; unset, the route does not exist. */
   ADMIN_TOKEN?: string;
+  /** Cloudflare Turnstile's secret key: sessions for pages with no backend are on when it is set. */
+  TURNSTILE_SECRET_KEY?: string;
 }
 
 /** Hono's environment for this app: the bindings. Per-request variables are declared by the steps that set them. */

@@ -1,6 +1,7 @@
 import { createApp } from "./app";
 import type { Env } from "./env";
 
+export { SpendCeiling } from "./limits/ceiling";
 export { RateLimiter } from "./limits/rate-limiter";
 
 const app = createApp();

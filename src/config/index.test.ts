@@ -54,6 +54,63 @@ describe("parseConfig", () => {
     }
   });
 
+  it("reports every bad spending and session setting at once, by name", () => {
+    const { errors } = parseConfig(
+      env({
+        DAILY_SPEND_LIMIT_USD: "ten",
+        DAILY_BUDGET_USD: "-1",
+        SPEND_LEASE_SECONDS: "60",
+        FALLBACK_PRICE: '{"input": "dear"}',
+        TURNSTILE_SECRET_KEY: "0x4AAAA-secret",
+        TURNSTILE_SITEVERIFY_URL: "ftp://x",
+        SESSION_TTL_SECONDS: "0",
+        SESSION_DAILY_USD: "free",
+      }),
+    );
+    for (const name of [
+      "DAILY_SPEND_LIMIT_USD",
+      "DAILY_BUDGET_USD",
+      "SPEND_LEASE_SECONDS",
+      "FALLBACK_PRICE",
+      "TURNSTILE_SITEVERIFY_URL",
+      "SESSION_TTL_SECONDS",
+      "SESSION_DAILY_USD",
+    ]) {
+      expect(
+        errors.some((e) => e.startsWith(name)),
+        name,
+      ).toBe(true);
+    }
+    // Sessions need a real allowlist (not the default "*") and a secret to sign their tokens.
+    expect(errors).toContain("TURNSTILE_SECRET_KEY needs ALLOWED_ORIGINS to list your pages' origins, not *");
+    expect(errors).toContain("TURNSTILE_SECRET_KEY needs PROXY_JWT_SECRET, which signs the session tokens");
+    expect(errors.join("\n")).not.toContain("0x4AAAA-secret");
+  });
+
+  it("reads the spend ceiling, dollar budgets and sessions", () => {
+    const config = parseConfig(
+      env({
+        DAILY_SPEND_LIMIT_USD: "25.5",
+        DAILY_BUDGET_USD: "0.2",
+        TURNSTILE_SECRET_KEY: "0x4AAAA-secret",
+        PROXY_JWT_SECRET: "a-session-signing-secret-of-at-least-32-chars",
+        ALLOWED_ORIGINS: "https://chat.example.com",
+      }),
+    );
+    expect(config).toMatchObject({
+      ceiling: { dailyLimitUsd: 25.5, leaseMs: 20_000 },
+      limits: { dailyBudgetUsd: 0.2 },
+      sessions: {
+        enabled: true,
+        siteverifyUrl: "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+        ttlSeconds: 900,
+        mintsPerHour: 10,
+      },
+      errors: [],
+    });
+    expect(parseConfig(env({ DAILY_SPEND_LIMIT_USD: "" })).ceiling.dailyLimitUsd).toBeNull();
+  });
+
   it.each(["https://user:pass@api.test/v1", "https://api.test/v1?x=1", "file:///etc/passwd"])(
     "refuses OPENAI_BASE_URL %s without echoing it",
     (url) => {

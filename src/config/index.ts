@@ -3,13 +3,13 @@ import { type AuthSettings, parseAuthSettings } from "./auth";
 import { type KeyLimits, parseKeyLimits } from "./key-limits";
 import { type OriginPolicy, parseOrigins } from "./origins";
 import { compilePatterns } from "./patterns";
-import { type Price, parseModelPrices } from "./prices";
+import { type Price, parseFallbackPrice, parseModelPrices } from "./prices";
 
 export { type AuthSettings, JWT_SHAPE, type KeyDigest } from "./auth";
 export type { KeyLimits } from "./key-limits";
 export { isOriginAllowed, isSerializedOrigin, type OriginPolicy } from "./origins";
 export { compilePatterns, matchesAny } from "./patterns";
-export { PRICE_TABLE, type Price, parseModelPrices, priceFor } from "./prices";
+export { PRICE_TABLE, type Price, parseModelPrices, priceFor, TABLE_FALLBACK_PRICE } from "./prices";
 
 /** Where requests go and how long the proxy waits for them. */
 export type UpstreamSettings = {
@@ -54,8 +54,40 @@ export type LimitSettings = {
   maxStreams: number;
   /** Tokens per client per UTC day; null is unlimited. */
   dailyTokenBudget: number | null;
+  /** US dollars per client per UTC day (`DAILY_BUDGET_USD`); null is unlimited. */
+  dailyBudgetUsd: number | null;
   /** `PROXY_KEY_LIMITS`, by key name. */
   keyLimits: ReadonlyMap<string, KeyLimits>;
+};
+
+/** What the whole proxy may spend (`DAILY_SPEND_LIMIT_USD`), held by one Durable Object and leased in slices. */
+export type CeilingSettings = {
+  /** US dollars per UTC day for all clients together; null is no ceiling. */
+  dailyLimitUsd: number | null;
+  /** How long an isolate holds a slice before it returns what it did not spend, in milliseconds. */
+  leaseMs: number;
+};
+
+/** Sessions for anonymous visitors of a page with no backend, gated by Cloudflare Turnstile. */
+export type SessionSettings = {
+  /** Sessions are on: `TURNSTILE_SECRET_KEY` is set. */
+  enabled: boolean;
+  /** `TURNSTILE_SECRET_KEY`; undefined when sessions are off. */
+  secret: string | undefined;
+  /** Where tokens are verified: Cloudflare's siteverify, or a local stand-in in tests and the offline demo. */
+  siteverifyUrl: string;
+  /** `TURNSTILE_SITE_KEY`, the widget's public key, which `/health` tells pages; null when unset. */
+  siteKey: string | null;
+  /** The widget's `action` a token must carry; null accepts any. */
+  action: string | null;
+  /** A session token's lifetime, in seconds. */
+  ttlSeconds: number;
+  /** Requests per minute of each session. */
+  rpm: number;
+  /** US dollars per UTC day of each session. */
+  dailyUsd: number;
+  /** Sessions one client IP may mint per hour. */
+  mintsPerHour: number;
 };
 
 /** What the proxy records of each request. */
@@ -66,6 +98,8 @@ export type UsageSettings = {
   log: boolean;
   /** Write one usage record per request to the D1 ledger. */
   record: boolean;
+  /** What a model without a price is charged at (`FALLBACK_PRICE`): conservatively, the table's dearest rates. */
+  fallbackPrice: Price;
 };
 
 /** Everything the proxy needs from `env`, parsed and checked once per isolate, in one slice per step. */
@@ -77,6 +111,8 @@ export type Config = {
   seed: SeedDefaults;
   policy: PolicySettings;
   limits: LimitSettings;
+  ceiling: CeilingSettings;
+  sessions: SessionSettings;
   usage: UsageSettings;
   /** Every bad setting, by name. Non-empty means the proxy refuses to serve (except CORS and preflights). */
   errors: string[];
@@ -99,6 +135,12 @@ const DEFAULTS = {
   MAX_CONCURRENT_STREAMS: "5",
   RECORD_USAGE: "true",
   INCLUDE_STREAM_USAGE: "true",
+  SPEND_LEASE_SECONDS: "20",
+  TURNSTILE_SITEVERIFY_URL: "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+  SESSION_TTL_SECONDS: "900",
+  SESSION_RPM: "10",
+  SESSION_DAILY_USD: "0.10",
+  SESSION_MINTS_PER_HOUR: "10",
 } as const;
 
 type Setting = keyof typeof DEFAULTS;
@@ -170,6 +212,21 @@ export function parseConfig(env: Env): Config {
     }
     return value;
   };
+  const optionalDollars = (name: string): number | null => {
+    const raw = optional(name);
+    if (raw === undefined) return null;
+    const value = Number(raw);
+    if (/^\d+(\.\d+)?$/.test(raw) && value > 0) return value;
+    errors.push(`${name} must be a positive number of US dollars or empty (got "${raw}")`);
+    return null;
+  };
+  const dollars = (name: Setting): number => {
+    const raw = setting(name);
+    const value = Number(raw);
+    if (/^\d+(\.\d+)?$/.test(raw) && value > 0) return value;
+    errors.push(`${name} must be a positive number of US dollars (got "${raw}")`);
+    return Number(DEFAULTS[name]);
+  };
   const optionalPositive = (name: string): number | null => {
     const raw = optional(name);
     if (raw === undefined) return null;
@@ -204,6 +261,20 @@ export function parseConfig(env: Env): Config {
 
   const origins = parseOrigins(setting("ALLOWED_ORIGINS"));
   report("ALLOWED_ORIGINS", origins.errors);
+
+  const fallback = parseFallbackPrice(optional("FALLBACK_PRICE"));
+  errors.push(...fallback.errors);
+  const turnstileSecret = optional("TURNSTILE_SECRET_KEY");
+  const siteverify = parseHttpUrl("TURNSTILE_SITEVERIFY_URL", setting("TURNSTILE_SITEVERIFY_URL"));
+  if (typeof siteverify === "string") errors.push(siteverify);
+  if (turnstileSecret !== undefined) {
+    // A session's token is only as safe as the page it is minted for: "any origin" would let any site mint one.
+    if (origins.policy.any)
+      errors.push("TURNSTILE_SECRET_KEY needs ALLOWED_ORIGINS to list your pages' origins, not *");
+    if (auth.settings.jwtSecret === null && !auth.errors.some((e) => e.startsWith("PROXY_JWT_SECRET"))) {
+      errors.push("TURNSTILE_SECRET_KEY needs PROXY_JWT_SECRET, which signs the session tokens");
+    }
+  }
 
   return {
     upstream: {
@@ -240,11 +311,47 @@ export function parseConfig(env: Env): Config {
       rpm: number("RATE_LIMIT_RPM", wholeNumber, "a whole number (0 for no limit)"),
       maxStreams: number("MAX_CONCURRENT_STREAMS", wholeNumber, "a whole number (0 for no limit)"),
       dailyTokenBudget: optionalPositive("DAILY_TOKEN_BUDGET"),
+      dailyBudgetUsd: optionalDollars("DAILY_BUDGET_USD"),
       keyLimits: keyLimits.limits,
     },
-    usage: { prices: prices.prices, log: flag("LOG_REQUESTS"), record: flag("RECORD_USAGE") },
+    ceiling: {
+      dailyLimitUsd: optionalDollars("DAILY_SPEND_LIMIT_USD"),
+      leaseMs: number("SPEND_LEASE_SECONDS", (n) => n > 0 && n <= 25, "a number of seconds from above 0 to 25") * 1000,
+    },
+    sessions: {
+      enabled: turnstileSecret !== undefined,
+      secret: turnstileSecret,
+      siteverifyUrl: typeof siteverify === "string" ? DEFAULTS.TURNSTILE_SITEVERIFY_URL : siteverify.href,
+      siteKey: optional("TURNSTILE_SITE_KEY") ?? null,
+      action: optional("TURNSTILE_ACTION") ?? null,
+      ttlSeconds: number(
+        "SESSION_TTL_SECONDS",
+        (n) => positiveInteger(n) && n <= 86_400,
+        "a whole number of seconds up to 86400",
+      ),
+      rpm: number("SESSION_RPM", positiveInteger, "a positive integer"),
+      dailyUsd: dollars("SESSION_DAILY_USD"),
+      mintsPerHour: number("SESSION_MINTS_PER_HOUR", positiveInteger, "a positive integer"),
+    },
+    usage: {
+      prices: prices.prices,
+      log: flag("LOG_REQUESTS"),
+      record: flag("RECORD_USAGE"),
+      fallbackPrice: fallback.price,
+    },
     errors,
   };
+}
+
+/** An absolute http(s) URL, or the error naming `name`. */
+function parseHttpUrl(name: string, raw: string): URL | string {
+  try {
+    const url = new URL(raw);
+    if (url.protocol === "https:" || url.protocol === "http:") return url;
+  } catch {
+    // reported below
+  }
+  return `${name} must be an absolute http(s) URL`;
 }
 
 function parseBaseUrl(raw: string): URL | string {

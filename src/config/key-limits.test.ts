@@ -32,7 +32,7 @@ describe("parseKeyLimits", () => {
       '"rpm=5": no key name before it (e.g. web:rpm=5)',
       '"web:rpm=abc": rpm must be a positive integer (got "abc")',
       '"streams=0": streams must be a positive integer (got "0")',
-      '"burst=9": unknown limit "burst" (use rpm, streams or tokens_per_day)',
+      '"burst=9": unknown limit "burst" (use rpm, streams, tokens_per_day or usd_per_day)',
       '"web:rpm=30": web is listed twice',
       '"rpm=40": rpm is already set for web',
       '"backend:": no limit after the key name (e.g. backend:rpm=60)',
@@ -43,5 +43,20 @@ describe("parseKeyLimits", () => {
     ]);
     expect(limits.get("web")).toEqual({ rpm: 30 });
     expect(limits.get("ok")).toEqual({ rpm: 7 });
+  });
+});
+
+describe("parseKeyLimits in US dollars", () => {
+  it("reads usd_per_day as a number of dollars, cents included", () => {
+    expect(parseKeyLimits("web:usd_per_day=0.25,backend:usd_per_day=20").limits).toEqual(
+      new Map([
+        ["web", { usdPerDay: 0.25 }],
+        ["backend", { usdPerDay: 20 }],
+      ]),
+    );
+  });
+
+  it.each(["0", "-1", "1e3", "abc", "0.", ""])("refuses usd_per_day=%s", (value) => {
+    expect(parseKeyLimits(`web:usd_per_day=${value}`).errors).toHaveLength(1);
   });
 });

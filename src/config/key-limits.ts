@@ -1,13 +1,17 @@
-/** One client key's overrides from `PROXY_KEY_LIMITS`: requests per minute, concurrent streams, tokens per UTC day. */
-export type KeyLimits = { rpm?: number; maxStreams?: number; tokensPerDay?: number };
+/**
+ * One client key's overrides from `PROXY_KEY_LIMITS`: requests per minute, concurrent streams,
+ * tokens and US dollars per UTC day.
+ */
+export type KeyLimits = { rpm?: number; maxStreams?: number; tokensPerDay?: number; usdPerDay?: number };
 
-const FIELDS = { rpm: "rpm", streams: "maxStreams", tokens_per_day: "tokensPerDay" } as const;
+const FIELDS = { rpm: "rpm", streams: "maxStreams", tokens_per_day: "tokensPerDay", usd_per_day: "usdPerDay" } as const;
 
 /**
  * Parses `PROXY_KEY_LIMITS`: comma-separated items, where `name:limit=value` starts the overrides
  * for the client key `name` and a bare `limit=value` adds to the one before it. Limits are `rpm`,
- * `streams` and `tokens_per_day`, each a positive integer. Never throws: every bad item is reported
- * in `errors`, by item, and the good ones are still parsed.
+ * `streams` and `tokens_per_day`, each a positive integer, and `usd_per_day`, a positive number of
+ * US dollars. Never throws: every bad item is reported in `errors`, by item, and the good ones are
+ * still parsed.
  *
  * @example
  * parseKeyLimits("backend:rpm=600,streams=50,web:rpm=30").limits;
@@ -50,13 +54,19 @@ export function parseKeyLimits(raw: string | undefined): { limits: Map<string, K
     const key = (pair[1] ?? "").trim();
     const value = (pair[2] ?? "").trim();
     if (!Object.hasOwn(FIELDS, key)) {
-      errors.push(`"${item}": unknown limit "${key}" (use rpm, streams or tokens_per_day)`);
+      errors.push(`"${item}": unknown limit "${key}" (use rpm, streams, tokens_per_day or usd_per_day)`);
       continue;
     }
     const field = FIELDS[key as keyof typeof FIELDS];
     const number = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(number) || number < 1) {
-      errors.push(`"${item}": ${key} must be a positive integer (got "${value}")`);
+    const dollars = field === "usdPerDay";
+    const valid = dollars
+      ? /^\d+(\.\d+)?$/.test(value) && Number.isFinite(number) && number > 0
+      : /^\d+$/.test(value) && Number.isSafeInteger(number) && number >= 1;
+    if (!valid) {
+      errors.push(
+        `"${item}": ${key} must be a positive ${dollars ? "number of US dollars" : "integer"} (got "${value}")`,
+      );
       continue;
     }
     if (current.limits[field] !== undefined) {

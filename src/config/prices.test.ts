@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { PRICE_TABLE, type Price, parseModelPrices, priceFor } from "./prices";
+import {
+  PRICE_TABLE,
+  type Price,
+  parseFallbackPrice,
+  parseModelPrices,
+  priceFor,
+  TABLE_FALLBACK_PRICE,
+} from "./prices";
 
 /** A price whose audio and image rates are its text rates. */
 const text = (input: number, cachedInput: number, output: number): Price => ({
@@ -140,5 +147,30 @@ describe("parseModelPrices", () => {
     const { prices, errors } = parseModelPrices(raw);
     expect(errors).toEqual([error]);
     expect(prices.size).toBe(PRICE_TABLE.size);
+  });
+});
+
+describe("the fallback price", () => {
+  it("is, by default, the table's dearest rate of each kind: no priced model costs more", () => {
+    for (const [model, price] of PRICE_TABLE) {
+      for (const key of Object.keys(price) as (keyof Price)[]) {
+        expect(price[key], `${model} ${key}`).toBeLessThanOrEqual(TABLE_FALLBACK_PRICE[key]);
+      }
+    }
+    expect(parseFallbackPrice(undefined)).toEqual({ price: TABLE_FALLBACK_PRICE, errors: [] });
+  });
+
+  it("takes FALLBACK_PRICE as one MODEL_PRICES entry, and names it when it is wrong", () => {
+    expect(parseFallbackPrice('{"input": 20, "output": 80}').price).toMatchObject({
+      input: 20,
+      output: 80,
+      audioInput: 20,
+    });
+    expect(parseFallbackPrice("20").errors[0]).toMatch(/^FALLBACK_PRICE/);
+    expect(parseFallbackPrice("{").errors[0]).toMatch(/^FALLBACK_PRICE must be JSON/);
+  });
+
+  it("prices whisper-1's minutes as 1,000 audio tokens at $6 per million: $0.006 a minute", () => {
+    expect(PRICE_TABLE.get("whisper-1")).toMatchObject({ audioInput: 6 });
   });
 });

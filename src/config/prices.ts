@@ -73,6 +73,8 @@ export const PRICE_TABLE: ReadonlyMap<string, Price> = new Map<string, Price>(
     "gpt-4o-transcribe": { input: 2.5, audioInput: 6, output: 10 },
     "gpt-4o-mini-transcribe": { input: 1.25, audioInput: 3, output: 5 },
     "gpt-4o-mini-tts": { input: 0.6, output: 12 },
+    // Billed by the minute ($0.006), counted as 1,000 audio tokens a minute (see `DURATION_TOKENS_PER_MINUTE`).
+    "whisper-1": { input: 6, audioInput: 6, output: 0 },
     // Audio in chat completions and the Realtime API.
     "gpt-4o-audio-preview": { input: 2.5, audioInput: 40, output: 10, audioOutput: 80 },
     "gpt-audio": { input: 2.5, audioInput: 32, output: 10, audioOutput: 64 },
@@ -135,34 +137,74 @@ export function parseModelPrices(raw: string | undefined): { prices: ReadonlyMap
       errors.push(`MODEL_PRICES has a model name that is empty or has surrounding spaces ("${model}")`);
       continue;
     }
-    if (!isRecord(entry)) {
-      errors.push(`${at} must be an object like {"input": 1, "cached_input": 0.5, "output": 2}`);
-      continue;
-    }
-    const problems: string[] = [];
-    const fields: Partial<Price> = {};
-    for (const [field, key] of Object.entries(FIELDS)) {
-      const value = entry[field];
-      if (value === undefined) {
-        if (field === "input" || field === "output") problems.push(`${field} is missing`);
-      } else if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-        problems.push(`${field} must be a number of USD per million tokens, 0 or more (got ${JSON.stringify(value)})`);
-      } else {
-        fields[key] = value;
-      }
-    }
-    for (const field of Object.keys(entry)) {
-      if (!Object.hasOwn(FIELDS, field)) {
-        problems.push(`${field} is not a price field (use ${Object.keys(FIELDS).join(", ")})`);
-      }
-    }
-    if (problems.length > 0 || fields.input === undefined || fields.output === undefined) {
-      errors.push(`${at}: ${problems.join("; ")}`);
-      continue;
-    }
-    prices.set(model, price({ ...fields, input: fields.input, output: fields.output }));
+    const parsedEntry = parsePrice(at, entry);
+    if (typeof parsedEntry === "string") errors.push(parsedEntry);
+    else prices.set(model, parsedEntry);
   }
   return { prices, errors };
+}
+
+/**
+ * One price as `MODEL_PRICES` and `FALLBACK_PRICE` write it: an object of USD per million tokens,
+ * `input` and `output` required, the other fields defaulting to them. The error, naming `at`, when
+ * it is not one.
+ *
+ * @example
+ * parsePrice("FALLBACK_PRICE", { input: 15, output: 60 }); // { input: 15, cachedInput: 15, output: 60, … }
+ */
+export function parsePrice(at: string, entry: unknown): Price | string {
+  if (!isRecord(entry)) return `${at} must be an object like {"input": 1, "cached_input": 0.5, "output": 2}`;
+  const problems: string[] = [];
+  const fields: Partial<Price> = {};
+  for (const [field, key] of Object.entries(FIELDS)) {
+    const value = entry[field];
+    if (value === undefined) {
+      if (field === "input" || field === "output") problems.push(`${field} is missing`);
+    } else if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+      problems.push(`${field} must be a number of USD per million tokens, 0 or more (got ${JSON.stringify(value)})`);
+    } else {
+      fields[key] = value;
+    }
+  }
+  for (const field of Object.keys(entry)) {
+    if (!Object.hasOwn(FIELDS, field)) {
+      problems.push(`${field} is not a price field (use ${Object.keys(FIELDS).join(", ")})`);
+    }
+  }
+  if (problems.length > 0 || fields.input === undefined || fields.output === undefined) {
+    return `${at}: ${problems.join("; ")}`;
+  }
+  return price({ ...fields, input: fields.input, output: fields.output });
+}
+
+/**
+ * The price an unpriced model is charged at unless `FALLBACK_PRICE` says otherwise: the price
+ * table's most expensive rate of each kind (text, cached, audio and image, in and out), so that a
+ * model released after the table can be used at once and still cannot spend past a limit.
+ */
+export const TABLE_FALLBACK_PRICE: Price = Object.fromEntries(
+  (Object.values(FIELDS) as (keyof Price)[]).map((key) => [
+    key,
+    Math.max(...[...PRICE_TABLE.values()].map((entry) => entry[key])),
+  ]),
+) as Price;
+
+/**
+ * Parses `FALLBACK_PRICE` (JSON like one `MODEL_PRICES` entry); unset, `TABLE_FALLBACK_PRICE`.
+ *
+ * @example
+ * parseFallbackPrice('{"input": 20, "output": 80}').price.output; // 80
+ */
+export function parseFallbackPrice(raw: string | undefined): { price: Price; errors: string[] } {
+  if (raw === undefined || raw.trim() === "") return { price: TABLE_FALLBACK_PRICE, errors: [] };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return { price: TABLE_FALLBACK_PRICE, errors: ['FALLBACK_PRICE must be JSON, e.g. {"input": 15, "output": 60}'] };
+  }
+  const result = parsePrice("FALLBACK_PRICE", parsed);
+  return typeof result === "string" ? { price: TABLE_FALLBACK_PRICE, errors: [result] } : { price: result, errors: [] };
 }
 
 /**

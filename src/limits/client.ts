@@ -1,5 +1,5 @@
 import type { Client } from "../client";
-import type { LimitSettings } from "../config";
+import type { CeilingSettings, LimitSettings } from "../config";
 import type { Limits, RateLimiter } from "./rate-limiter";
 
 /**
@@ -18,10 +18,11 @@ export function limiterFor(
 
 /**
  * A client's own limits: a token's claims first, then its key's `PROXY_KEY_LIMITS`, then the
- * defaults. `rpm` and `maxStreams` of 0 mean no limit; `tokensPerDay` null means no budget.
+ * defaults. `rpm` and `maxStreams` of 0 mean no limit; `tokensPerDay` and `usdPerDay` null mean no
+ * budget.
  *
  * @example
- * limitsFor(config.limits, { id: "key:web", kind: "key", name: "web" }); // { rpm: 60, maxStreams: 5, tokensPerDay: null }
+ * limitsFor(config.limits, { id: "key:web", kind: "key", name: "web" }); // { rpm: 60, maxStreams: 5, tokensPerDay: null, usdPerDay: null }
  */
 export function limitsFor(settings: LimitSettings, client: Client): Required<Limits> {
   const perKey = client.kind === "key" ? settings.keyLimits.get(client.name) : undefined;
@@ -29,5 +30,18 @@ export function limitsFor(settings: LimitSettings, client: Client): Required<Lim
     rpm: client.rpm ?? perKey?.rpm ?? settings.rpm,
     maxStreams: perKey?.maxStreams ?? settings.maxStreams,
     tokensPerDay: client.tpd ?? perKey?.tokensPerDay ?? settings.dailyTokenBudget,
+    usdPerDay: client.usd ?? perKey?.usdPerDay ?? settings.dailyBudgetUsd,
   };
+}
+
+/**
+ * Whether what the client spends is limited: a daily token or dollar budget applies to it, or the
+ * proxy's spend ceiling. Then every request must have a bounded cost the proxy can see.
+ *
+ * @example
+ * spendLimited(config, client); // true with the shipped DAILY_SPEND_LIMIT_USD of 10
+ */
+export function spendLimited(settings: { limits: LimitSettings; ceiling: CeilingSettings }, client: Client): boolean {
+  const { tokensPerDay, usdPerDay } = limitsFor(settings.limits, client);
+  return tokensPerDay !== null || usdPerDay !== null || settings.ceiling.dailyLimitUsd !== null;
 }

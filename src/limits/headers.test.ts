@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { formatReset, rateLimitHeaders } from "./headers";
-import type { Admission } from "./rate-limiter";
+import { budgetHeaders, formatReset, rateLimitHeaders } from "./headers";
+import type { Admission, BudgetState } from "./rate-limiter";
+
+const NO_BUDGET: BudgetState = { tokens: null, usd: null, resetMs: 0 };
 
 describe("formatReset", () => {
   it.each([
@@ -27,7 +29,15 @@ describe("formatReset", () => {
 
 describe("rateLimitHeaders", () => {
   it("tells an admitted request what is left, without retry-after", () => {
-    const admission: Admission = { ok: true, limit: 60, remaining: 59, resetMs: 60_000, slot: null, reservation: null };
+    const admission: Admission = {
+      ok: true,
+      limit: 60,
+      remaining: 59,
+      resetMs: 60_000,
+      slot: null,
+      reservation: null,
+      budget: NO_BUDGET,
+    };
     expect(rateLimitHeaders(admission)).toEqual({
       "x-ratelimit-limit-requests": "60",
       "x-ratelimit-remaining-requests": "59",
@@ -43,6 +53,7 @@ describe("rateLimitHeaders", () => {
       remaining: 0,
       resetMs: 42_500,
       retryAfterSeconds: 3,
+      budget: NO_BUDGET,
     };
     expect(rateLimitHeaders(admission)).toEqual({
       "x-ratelimit-limit-requests": "10",
@@ -50,5 +61,27 @@ describe("rateLimitHeaders", () => {
       "x-ratelimit-reset-requests": "42.5s",
       "retry-after": "3",
     });
+  });
+});
+
+describe("budgetHeaders", () => {
+  it("tells a page what is left of its daily budgets, in dollars and tokens, and when they renew", () => {
+    expect(
+      budgetHeaders({
+        usd: { limit: 0.1, remaining: 0.0931234 },
+        tokens: { limit: 5000, remaining: 1200 },
+        resetMs: 3_600_000,
+      }),
+    ).toEqual({
+      "x-budget-limit-usd": "0.1",
+      "x-budget-remaining-usd": "0.093123",
+      "x-budget-limit-tokens": "5000",
+      "x-budget-remaining-tokens": "1200",
+      "x-budget-reset": "1h0m0s",
+    });
+  });
+
+  it("says nothing when no budget applies", () => {
+    expect(budgetHeaders(NO_BUDGET)).toEqual({});
   });
 });

@@ -1,4 +1,4 @@
-import type { Admission } from "./rate-limiter";
+import type { Admission, BudgetState } from "./rate-limiter";
 
 /**
  * A duration the way OpenAI writes it in `x-ratelimit-reset-requests` (Go's duration format, to
@@ -43,4 +43,33 @@ export function rateLimitHeaders(admission: Admission): Record<string, string> {
   };
   if (!admission.ok) headers["retry-after"] = String(admission.retryAfterSeconds);
   return headers;
+}
+
+/**
+ * The headers that tell a page what is left of its client's daily budgets, so that it can say so
+ * before it sends anything: `x-budget-limit-usd`, `x-budget-remaining-usd`, and the token
+ * equivalents `x-budget-limit-tokens`, `x-budget-remaining-tokens`, where each applies, and
+ * `x-budget-reset`, the time until 00:00 UTC in OpenAI's duration format. None when no budget applies.
+ *
+ * @example
+ * budgetHeaders({ usd: { limit: 0.1, remaining: 0.0931 }, tokens: null, resetMs: 3_600_000 });
+ * // { "x-budget-limit-usd": "0.1", "x-budget-remaining-usd": "0.0931", "x-budget-reset": "1h0m0s" }
+ */
+export function budgetHeaders(state: BudgetState): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (state.usd !== null) {
+    headers["x-budget-limit-usd"] = dollars(state.usd.limit);
+    headers["x-budget-remaining-usd"] = dollars(state.usd.remaining);
+  }
+  if (state.tokens !== null) {
+    headers["x-budget-limit-tokens"] = String(state.tokens.limit);
+    headers["x-budget-remaining-tokens"] = String(state.tokens.remaining);
+  }
+  if (state.usd !== null || state.tokens !== null) headers["x-budget-reset"] = formatReset(state.resetMs);
+  return headers;
+}
+
+/** Dollars to the millionth, without trailing zeros: `0.0931`, `10`. */
+function dollars(usd: number): string {
+  return String(Math.max(0, Math.floor(usd * 1e6) / 1e6));
 }

@@ -28,6 +28,8 @@ afterEach(() => {
 });
 
 const RPM_3: Limits = { rpm: 3, maxStreams: 5 };
+/** Where the budgets stand when none applies, at T0 (a midnight UTC). */
+const NO_BUDGET = { tokens: null, usd: null, resetMs: 86_400_000 };
 
 describe("RateLimiter: requests per minute", () => {
   it("lets exactly rpm of 100 concurrent requests through", async () => {
@@ -47,10 +49,18 @@ describe("RateLimiter: requests per minute", () => {
     const results = [];
     for (let i = 0; i < 4; i++) results.push(await limiter.acquire(RPM_3, false));
     expect(results).toEqual([
-      { ok: true, limit: 3, remaining: 2, resetMs: WINDOW_MS, slot: null, reservation: null },
-      { ok: true, limit: 3, remaining: 1, resetMs: WINDOW_MS, slot: null, reservation: null },
-      { ok: true, limit: 3, remaining: 0, resetMs: WINDOW_MS, slot: null, reservation: null },
-      { ok: false, reason: "requests", limit: 3, remaining: 0, resetMs: WINDOW_MS, retryAfterSeconds: 60 },
+      { ok: true, limit: 3, remaining: 2, resetMs: WINDOW_MS, slot: null, reservation: null, budget: NO_BUDGET },
+      { ok: true, limit: 3, remaining: 1, resetMs: WINDOW_MS, slot: null, reservation: null, budget: NO_BUDGET },
+      { ok: true, limit: 3, remaining: 0, resetMs: WINDOW_MS, slot: null, reservation: null, budget: NO_BUDGET },
+      {
+        ok: false,
+        reason: "requests",
+        limit: 3,
+        remaining: 0,
+        resetMs: WINDOW_MS,
+        retryAfterSeconds: 60,
+        budget: NO_BUDGET,
+      },
     ]);
   });
 
@@ -69,6 +79,7 @@ describe("RateLimiter: requests per minute", () => {
       remaining: 0,
       resetMs: 50_000,
       retryAfterSeconds: 10,
+      budget: { ...NO_BUDGET, resetMs: expect.any(Number) },
     });
     at(59_999);
     expect(await limiter.acquire(RPM_3, false)).toMatchObject({ ok: false, retryAfterSeconds: 1 });
@@ -161,7 +172,7 @@ describe("RateLimiter: concurrent streams", () => {
     const first = await limiter.acquire(STREAMS_2, true);
     await limiter.acquire(STREAMS_2, true);
     expect(await limiter.acquire(STREAMS_2, true)).toMatchObject({ ok: false, reason: "streams" });
-    await limiter.finish(slotOf(first), null, 0);
+    await limiter.finish(slotOf(first), null, { tokens: 0, usd: 0 });
     expect(await limiter.acquire(STREAMS_2, true)).toMatchObject({ ok: true, slot: expect.any(String) });
     expect(await limiter.acquire(STREAMS_2, true)).toMatchObject({ ok: false, reason: "streams" });
   });
@@ -170,9 +181,9 @@ describe("RateLimiter: concurrent streams", () => {
     const limiter = freshLimiter();
     const first = await limiter.acquire(STREAMS_2, true);
     await limiter.acquire(STREAMS_2, true);
-    await limiter.finish(slotOf(first), null, 0);
-    await limiter.finish(slotOf(first), null, 0);
-    await limiter.finish("not-a-slot", null, 0);
+    await limiter.finish(slotOf(first), null, { tokens: 0, usd: 0 });
+    await limiter.finish(slotOf(first), null, { tokens: 0, usd: 0 });
+    await limiter.finish("not-a-slot", null, { tokens: 0, usd: 0 });
     expect(await limiter.acquire(STREAMS_2, true)).toMatchObject({ ok: true });
     expect(await limiter.acquire(STREAMS_2, true)).toMatchObject({ ok: false, reason: "streams" });
   });
@@ -198,7 +209,7 @@ describe("RateLimiter: concurrent streams", () => {
     await runInDurableObject(limiter, (_instance, state) => {
       const restarted = new RateLimiter(state, env);
       expect(restarted.acquire(STREAMS_2, true)).toMatchObject({ ok: false, reason: "streams" });
-      restarted.finish(slotOf(first), null, 0);
+      restarted.finish(slotOf(first), null, { tokens: 0, usd: 0 });
       expect(restarted.acquire(STREAMS_2, true)).toMatchObject({ ok: true });
     });
   });
@@ -206,7 +217,7 @@ describe("RateLimiter: concurrent streams", () => {
   it("deletes a released slot from SQLite", async () => {
     const limiter = freshLimiter();
     const first = await limiter.acquire(STREAMS_2, true);
-    await limiter.finish(slotOf(first), null, 0);
+    await limiter.finish(slotOf(first), null, { tokens: 0, usd: 0 });
     expect(await storedSlots(limiter)).toEqual([]);
   });
 });
@@ -241,69 +252,133 @@ describe("daily token budgets", () => {
 
   it("admits exactly the reservations that fit under 50 concurrent requests, never more", async () => {
     const limiter = freshLimiter();
-    const admissions = await Promise.all(Array.from({ length: 50 }, () => limiter.acquire(limits, false, 900)));
+    const admissions = await Promise.all(
+      Array.from({ length: 50 }, () => limiter.acquire(limits, false, { tokens: 900, usd: 0 })),
+    );
     // 11 × 900 = 9 900 fits in 10 000; a 12th would not.
     expect(admissions.filter((a) => a.ok)).toHaveLength(11);
-    expect(admissions.find((a) => !a.ok)).toMatchObject({ ok: false, reason: "budget", tokensLeft: 100 });
+    expect(admissions.find((a) => !a.ok)).toMatchObject({
+      ok: false,
+      reason: "tokens",
+      budget: { tokens: { remaining: 100 } },
+    });
     expect((await limiter.usedOn(today())).reserved).toBe(9_900);
   });
 
   it("settles a reservation at the tokens really spent, freeing the rest", async () => {
     const limiter = freshLimiter();
-    const first = await limiter.acquire(limits, false, 10_000);
+    const first = await limiter.acquire(limits, false, { tokens: 10_000, usd: 0 });
     expect(first.ok).toBe(true);
-    expect(await limiter.acquire(limits, false, 10)).toMatchObject({ ok: false, reason: "budget", tokensLeft: 0 });
-    if (first.ok) await limiter.finish(null, first.reservation, 1_234);
-    expect(await limiter.usedOn(today())).toEqual({ spent: 1_234, reserved: 0 });
-    expect((await limiter.acquire(limits, false, 10)).ok).toBe(true);
+    expect(await limiter.acquire(limits, false, { tokens: 10, usd: 0 })).toMatchObject({
+      ok: false,
+      reason: "tokens",
+      budget: { tokens: { limit: 10_000, remaining: 0 } },
+    });
+    if (first.ok) await limiter.finish(null, first.reservation, { tokens: 1_234, usd: 0 });
+    expect(await limiter.usedOn(today())).toMatchObject({ spent: 1_234, reserved: 0 });
+    expect((await limiter.acquire(limits, false, { tokens: 10, usd: 0 })).ok).toBe(true);
   });
 
   it("settles at 0 what a request never spent, and settles once", async () => {
     const limiter = freshLimiter();
-    const admission = await limiter.acquire(limits, false, 700);
+    const admission = await limiter.acquire(limits, false, { tokens: 700, usd: 0 });
     const reservation = admission.ok ? admission.reservation : null;
     expect(reservation).not.toBeNull();
-    await limiter.finish(null, reservation, 0);
-    await limiter.finish(null, reservation, 5);
-    expect(await limiter.usedOn(today())).toEqual({ spent: 0, reserved: 0 });
+    await limiter.finish(null, reservation, { tokens: 0, usd: 0 });
+    await limiter.finish(null, reservation, { tokens: 5, usd: 0 });
+    expect(await limiter.usedOn(today())).toMatchObject({ spent: 0, reserved: 0 });
   });
 
   it("refuses a reservation larger than what is left, saying how much is left, and admits one that fits", async () => {
     const limiter = freshLimiter();
-    const first = await limiter.acquire(limits, false, 6_000);
-    if (first.ok) await limiter.finish(null, first.reservation, 6_000);
-    expect(await limiter.acquire(limits, false, 4_001)).toMatchObject({
+    const first = await limiter.acquire(limits, false, { tokens: 6_000, usd: 0 });
+    if (first.ok) await limiter.finish(null, first.reservation, { tokens: 6_000, usd: 0 });
+    expect(await limiter.acquire(limits, false, { tokens: 4_001, usd: 0 })).toMatchObject({
       ok: false,
-      reason: "budget",
-      tokensLeft: 4_000,
+      reason: "tokens",
+      budget: { tokens: { limit: 10_000, remaining: 4_000 } },
     });
-    expect(await limiter.acquire(limits, false, 4_000)).toMatchObject({ ok: true });
+    expect(await limiter.acquire(limits, false, { tokens: 4_000, usd: 0 })).toMatchObject({ ok: true });
   });
 
   it("refuses a spent budget until the next UTC day", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
     vi.setSystemTime(new Date("2026-11-27T23:00:00Z"));
     const limiter = freshLimiter();
-    const first = await limiter.acquire(limits, false, 10_000);
-    if (first.ok) await limiter.finish(null, first.reservation, 10_000);
-    const refused = await limiter.acquire(limits, false, 1);
+    const first = await limiter.acquire(limits, false, { tokens: 10_000, usd: 0 });
+    if (first.ok) await limiter.finish(null, first.reservation, { tokens: 10_000, usd: 0 });
+    const refused = await limiter.acquire(limits, false, { tokens: 1, usd: 0 });
     expect(refused.ok).toBe(false);
     expect(!refused.ok && refused.retryAfterSeconds).toBe(3600);
     vi.setSystemTime(new Date("2026-11-28T00:00:01Z"));
-    expect((await limiter.acquire(limits, false, 1)).ok).toBe(true);
+    expect((await limiter.acquire(limits, false, { tokens: 1, usd: 0 })).ok).toBe(true);
   });
 
   it("charges a reservation that is never settled in full once it expires", async () => {
     const limiter = freshLimiter();
     at(0);
-    await limiter.acquire(limits, false, 3_000);
+    await limiter.acquire(limits, false, { tokens: 3_000, usd: 0 });
     at(RESERVATION_EXPIRY_MS);
-    await limiter.acquire(limits, false, 0);
-    expect(await limiter.usedOn(new Date(T0).toISOString().slice(0, 10))).toEqual({ spent: 3_000, reserved: 0 });
+    await limiter.acquire(limits, false, { tokens: 0, usd: 0 });
+    expect(await limiter.usedOn(new Date(T0).toISOString().slice(0, 10))).toMatchObject({ spent: 3_000, reserved: 0 });
+  });
+
+  it("keeps a reservation that grows open: its expiry counts from its last growth (a long session)", async () => {
+    const limiter = freshLimiter();
+    at(0);
+    const admission = await limiter.acquire(limits, false, { tokens: 1_000, usd: 0 });
+    const reservation = admission.ok ? admission.reservation : null;
+    if (reservation === null) throw new Error("no reservation");
+    at(RESERVATION_EXPIRY_MS - 1);
+    expect(await limiter.extend(reservation, { tokens: 500, usd: 0 }, limits)).toBe(true);
+    at(RESERVATION_EXPIRY_MS + 1);
+    await limiter.acquire(limits, false, { tokens: 0, usd: 0 });
+    // Not charged in full at the first expiry: still open, and settled at what it spent.
+    await limiter.finish(null, reservation, { tokens: 1_200, usd: 0 });
+    expect(await limiter.usedOn(new Date(T0).toISOString().slice(0, 10))).toMatchObject({ spent: 1_200, reserved: 0 });
   });
 
   it("takes no reservation when no budget applies", async () => {
-    const admission = await freshLimiter().acquire({ rpm: 10, maxStreams: 1 }, false, 500);
+    const admission = await freshLimiter().acquire({ rpm: 10, maxStreams: 1 }, false, { tokens: 500, usd: 0 });
     expect(admission.ok && admission.reservation).toBeNull();
+  });
+});
+
+describe("daily budgets in US dollars", () => {
+  const limits = { rpm: 100_000, maxStreams: 100, usdPerDay: 0.5 };
+  const today = () => new Date().toISOString().slice(0, 10);
+
+  it("admits exactly the dollar reservations that fit under 50 concurrent requests", async () => {
+    const limiter = freshLimiter();
+    const admissions = await Promise.all(
+      Array.from({ length: 50 }, () => limiter.acquire(limits, false, { tokens: 10, usd: 0.04 })),
+    );
+    // 12 × $0.04 = $0.48 fits in $0.50; a 13th would not.
+    expect(admissions.filter((a) => a.ok)).toHaveLength(12);
+    expect(admissions.find((a) => !a.ok)).toMatchObject({ ok: false, reason: "usd", budget: { tokens: null } });
+    const refused = admissions.find((a) => !a.ok);
+    expect(refused?.budget.usd?.remaining).toBeCloseTo(0.02, 10);
+    expect((await limiter.usedOn(today())).reservedUsd).toBeCloseTo(0.48, 10);
+  });
+
+  it("settles at the real cost, and says what is left", async () => {
+    const limiter = freshLimiter();
+    const first = await limiter.acquire(limits, false, { tokens: 5_000, usd: 0.5 });
+    expect(first).toMatchObject({ ok: true, budget: { usd: { limit: 0.5, remaining: 0 } } });
+    if (first.ok) await limiter.finish(null, first.reservation, { tokens: 3_000, usd: 0.1 });
+    expect(await limiter.usedOn(today())).toMatchObject({ spentUsd: 0.1, reservedUsd: 0 });
+    const next = await limiter.acquire(limits, false, { tokens: 10, usd: 0.05 });
+    expect(next.ok && next.budget.usd?.remaining).toBeCloseTo(0.35, 10);
+  });
+
+  it("holds a token budget and a dollar budget together: the first one reached refuses", async () => {
+    const limiter = freshLimiter();
+    const both = { ...limits, tokensPerDay: 1_000 };
+    expect(await limiter.acquire(both, false, { tokens: 1_001, usd: 0.01 })).toMatchObject({
+      ok: false,
+      reason: "tokens",
+    });
+    expect(await limiter.acquire(both, false, { tokens: 10, usd: 0.51 })).toMatchObject({ ok: false, reason: "usd" });
+    expect(await limiter.acquire(both, false, { tokens: 1_000, usd: 0.5 })).toMatchObject({ ok: true });
   });
 });

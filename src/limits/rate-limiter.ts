@@ -1,17 +1,26 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { nextUtcDay, retryAfterSeconds } from "../lib/time";
-import { DailyBudget } from "./budget";
+import { type Amount, type Budgets, DailyBudget } from "./budget";
+import { StoredWindow } from "./events";
 import { StreamSlots } from "./slots";
 import { SlidingWindow, WINDOW_MS } from "./window";
 
-/** One client's limits: requests per sliding minute, concurrent streams, and optionally tokens per UTC day. */
-export type Limits = { rpm: number; maxStreams: number; tokensPerDay?: number | null };
+/** One client's limits: requests per sliding minute, concurrent streams, and optionally daily tokens and dollars. */
+export type Limits = { rpm: number; maxStreams: number; tokensPerDay?: number | null; usdPerDay?: number | null };
+
+/** Where a client's daily budgets stand: each one's limit and what is left of it, and when they renew. */
+export type BudgetState = {
+  tokens: { limit: number; remaining: number } | null;
+  usd: { limit: number; remaining: number } | null;
+  /** Milliseconds until 00:00 UTC, when the budgets renew. */
+  resetMs: number;
+};
 
 /**
  * `acquire`'s answer. `limit`, `remaining` and `resetMs` describe the per-minute window (the
  * `x-ratelimit-*-requests` headers); `resetMs` is the time until the window is empty again, as
- * OpenAI's `x-ratelimit-reset-requests` means.
+ * OpenAI's `x-ratelimit-reset-requests` means. `budget` says where the daily budgets stand.
  */
 export type Admission =
   | {
@@ -21,18 +30,18 @@ export type Admission =
       resetMs: number;
       /** The stream slot to release, or null. */
       slot: string | null;
-      /** The token reservation to settle, or null when no daily budget applies. */
+      /** The budget reservation to settle, or null when no daily budget applies. */
       reservation: string | null;
+      budget: BudgetState;
     }
   | {
       ok: false;
-      reason: "requests" | "streams" | "budget";
+      reason: "requests" | "streams" | "tokens" | "usd";
       limit: number;
       remaining: number;
       resetMs: number;
       retryAfterSeconds: number;
-      /** For `budget`: the tokens left today, which the request's reservation did not fit in. */
-      tokensLeft?: number;
+      budget: BudgetState;
     };
 
 /**
@@ -41,18 +50,21 @@ export type Admission =
  */
 export const STREAM_RETRY_AFTER_SECONDS = 5;
 
+const NO_AMOUNT: Amount = { tokens: 0, usd: 0 };
+
 /**
- * Counts one client's requests, live streams and daily tokens, exactly: one object per client
- * identity (see `limiterFor`), and every method runs start to finish without awaiting, so calls
- * that arrive together are applied one at a time and cannot overshoot a limit.
+ * Counts one client's requests, live streams and daily tokens and dollars, exactly: one object per
+ * client identity (see `limiterFor`), and every method runs start to finish without awaiting, so
+ * calls that arrive together are applied one at a time and cannot overshoot a limit.
  *
  * @example
- * const admission = await limiterFor(env.RATE_LIMITER, "key:web").acquire({ rpm: 60, maxStreams: 5 }, true, 0);
+ * const admission = await limiterFor(env.RATE_LIMITER, "key:web").acquire({ rpm: 60, maxStreams: 5 }, true);
  */
 export class RateLimiter extends DurableObject<Env> {
   readonly #window = new SlidingWindow();
   readonly #slots: StreamSlots;
   readonly #budget: DailyBudget;
+  readonly #hourly: StoredWindow;
   /** The latest time seen: a clock that steps back must not reorder the window. */
   #now = 0;
 
@@ -60,67 +72,109 @@ export class RateLimiter extends DurableObject<Env> {
     super(ctx, env);
     this.#slots = new StreamSlots(ctx.storage.sql);
     this.#budget = new DailyBudget(ctx.storage.sql);
+    this.#hourly = new StoredWindow(ctx.storage.sql, 3_600_000);
+  }
+
+  /**
+   * Counts one event against `perHour` in a sliding hour, exactly, kept in SQLite (an object is
+   * evicted long before an hour of silence ends): session mints per client IP.
+   */
+  admitHourly(perHour: number): { ok: true } | { ok: false; retryAfterSeconds: number } {
+    const admitted = this.#hourly.admit(this.#tick(), perHour);
+    return admitted.ok ? admitted : { ok: false, retryAfterSeconds: retryAfterSeconds(admitted.waitMs) };
   }
 
   /**
    * Counts one request against `limits.rpm` (a sliding 60-second window, exact); when `stream`,
-   * also takes one of `limits.maxStreams` concurrent-stream slots; when a daily token budget
-   * applies, reserves `reserveTokens` of it, refusing a request whose reservation does not fit in
-   * what is left. Refused requests are not counted and take nothing. Throws a `RangeError` for
-   * limits that are not whole numbers (`rpm` at least 1, `maxStreams` at least 0).
+   * also takes one of `limits.maxStreams` concurrent-stream slots; when a daily budget applies,
+   * reserves `reserve` of it, refusing a request whose reservation does not fit in what is left.
+   * Refused requests are not counted and take nothing. Throws a `RangeError` for limits that are not
+   * whole numbers (`rpm` at least 1, `maxStreams` at least 0).
    */
-  acquire(limits: Limits, stream: boolean, reserveTokens = 0): Admission {
+  acquire(limits: Limits, stream: boolean, reserve: Amount = NO_AMOUNT): Admission {
     const { rpm, maxStreams } = limits;
-    const budget = limits.tokensPerDay ?? null;
     if (!Number.isSafeInteger(rpm) || rpm < 1 || !Number.isSafeInteger(maxStreams) || maxStreams < 0) {
       throw new RangeError(`invalid limits: rpm=${rpm}, maxStreams=${maxStreams}`);
     }
+    const budgets = budgetsOf(limits);
     const now = this.#tick();
     const window = this.#window;
     const state = { limit: rpm, remaining: Math.max(0, rpm - window.size), resetMs: window.resetMs(now) };
 
     if (window.size >= rpm) {
-      return { ok: false, reason: "requests", ...state, retryAfterSeconds: retryAfterSeconds(window.waitMs(now, rpm)) };
+      const retry = retryAfterSeconds(window.waitMs(now, rpm));
+      return { ok: false, reason: "requests", ...state, retryAfterSeconds: retry, budget: this.#state(now, budgets) };
     }
     if (stream && this.#slots.size >= maxStreams) {
-      return { ok: false, reason: "streams", ...state, retryAfterSeconds: STREAM_RETRY_AFTER_SECONDS };
+      const retry = STREAM_RETRY_AFTER_SECONDS;
+      return { ok: false, reason: "streams", ...state, retryAfterSeconds: retry, budget: this.#state(now, budgets) };
     }
-    if (budget !== null) {
-      const tokensLeft = this.#budget.left(now, budget);
-      if (Math.ceil(reserveTokens) > tokensLeft) {
-        const retry = retryAfterSeconds(nextUtcDay(now) - now);
-        return { ok: false, reason: "budget", ...state, retryAfterSeconds: retry, tokensLeft };
-      }
+    const over = this.#budget.overflow(now, budgets, reserve);
+    if (over !== null) {
+      const retry = retryAfterSeconds(nextUtcDay(now) - now);
+      return { ok: false, reason: over, ...state, retryAfterSeconds: retry, budget: this.#state(now, budgets) };
     }
 
     window.add(now);
-    const reservation = budget === null ? null : this.#budget.reserve(now, reserveTokens);
+    const budgeted = budgets.tokensPerDay !== null || budgets.usdPerDay !== null;
+    const reservation = budgeted ? this.#budget.reserve(now, reserve) : null;
     const slot = stream ? this.#slots.take(now) : null;
-    return { ok: true, limit: rpm, remaining: rpm - window.size, resetMs: WINDOW_MS, slot, reservation };
+    const remaining = rpm - window.size;
+    return {
+      ok: true,
+      limit: rpm,
+      remaining,
+      resetMs: WINDOW_MS,
+      slot,
+      reservation,
+      budget: this.#state(now, budgets),
+    };
   }
 
   /**
-   * Ends an admitted request in one call: frees its stream slot and settles its reservation at the
-   * tokens it really spent. Either may be null; both are idempotent.
+   * Ends an admitted request in one call: frees its stream slot and settles its reservation at what
+   * it really spent. Either may be null; both are idempotent.
    */
-  finish(slot: string | null, reservation: string | null, tokens: number): void {
+  finish(slot: string | null, reservation: string | null, spent: Amount): void {
     if (slot !== null) this.#slots.release(slot);
-    if (reservation !== null) this.#budget.settle(reservation, tokens);
+    if (reservation !== null) this.#budget.settle(reservation, spent);
   }
 
   /**
-   * Adds `tokens` to an open reservation (a long session that spends as it goes) if they fit in
-   * what is left of `tokensPerDay`; false when they do not, or the reservation is no longer open.
+   * Adds `more` to an open reservation (a long session that spends as it goes) if it fits in what
+   * is left of the budgets; false when it does not, or the reservation is no longer open.
    */
-  extend(reservation: string, tokens: number, tokensPerDay: number): boolean {
+  extend(reservation: string, more: Amount, limits: Limits): boolean {
     const now = this.#tick();
-    if (Math.ceil(tokens) > this.#budget.left(now, tokensPerDay)) return false;
-    return this.#budget.grow(reservation, tokens);
+    if (this.#budget.overflow(now, budgetsOf(limits), more) !== null) return false;
+    return this.#budget.grow(reservation, more, now);
   }
 
-  /** Tokens spent and reserved on `day` (UTC, YYYY-MM-DD). */
-  usedOn(day: string): { spent: number; reserved: number } {
+  /**
+   * Where the client stands, without counting anything: its requests in the current minute and
+   * what is left of its daily budgets. What `GET /me` answers.
+   */
+  peek(limits: Limits): { requests: { limit: number; remaining: number; resetMs: number }; budget: BudgetState } {
+    const now = this.#tick();
+    const window = this.#window;
+    return {
+      requests: { limit: limits.rpm, remaining: Math.max(0, limits.rpm - window.size), resetMs: window.resetMs(now) },
+      budget: this.#state(now, budgetsOf(limits)),
+    };
+  }
+
+  /** What `day` (UTC, YYYY-MM-DD) has spent and holds reserved, in tokens and in dollars. */
+  usedOn(day: string): { spent: number; reserved: number; spentUsd: number; reservedUsd: number } {
     return this.#budget.usedOn(day);
+  }
+
+  #state(now: number, budgets: Budgets): BudgetState {
+    const left = this.#budget.left(now, budgets);
+    return {
+      tokens: budgets.tokensPerDay === null ? null : { limit: budgets.tokensPerDay, remaining: left.tokens ?? 0 },
+      usd: budgets.usdPerDay === null ? null : { limit: budgets.usdPerDay, remaining: left.usd ?? 0 },
+      resetMs: nextUtcDay(now) - now,
+    };
   }
 
   /** The current time, never earlier than the last; lets go of what expired. */
@@ -132,4 +186,8 @@ export class RateLimiter extends DurableObject<Env> {
     this.#budget.tick(now);
     return now;
   }
+}
+
+function budgetsOf(limits: Limits): Budgets {
+  return { tokensPerDay: limits.tokensPerDay ?? null, usdPerDay: limits.usdPerDay ?? null };
 }

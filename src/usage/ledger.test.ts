@@ -34,6 +34,7 @@ function record(overrides: Partial<UsageRecord> & Pick<UsageRecord, "ts">): Usag
     ttftMs: 120,
     incomplete: false,
     basis: "reported",
+    costEstimated: false,
     ...overrides,
   };
 }
@@ -57,6 +58,7 @@ describe("writeUsage", () => {
       durationMs: 4200,
       ttftMs: null,
       incomplete: true,
+      costEstimated: true,
     });
     await writeUsage(env.USAGE_DB, written);
     const row = await env.USAGE_DB.prepare("SELECT * FROM usage WHERE request_id = ?")
@@ -82,6 +84,7 @@ describe("writeUsage", () => {
       duration_ms: 4200,
       ttft_ms: null,
       incomplete: 1,
+      cost_estimated: 1,
     });
   });
 
@@ -192,6 +195,7 @@ describe("usageReport", () => {
       totalTokens: 15,
       costUsd: null,
       incomplete: true,
+      costEstimated: true,
     }),
     record({
       ts: day3 + 1,
@@ -239,6 +243,7 @@ describe("usageReport", () => {
         total_tokens: 63000,
         cost_usd: round(gpt4o(2000, 1000)),
         incomplete: 0,
+        cost_estimated: 0,
       },
       {
         key: "web",
@@ -248,6 +253,7 @@ describe("usageReport", () => {
         total_tokens: 1620,
         cost_usd: round((mini(100, 20) ?? 0) + (gpt4o(1000, 500, 200) ?? 0)),
         incomplete: 0,
+        cost_estimated: 0,
       },
       {
         key: "203.0.113.9",
@@ -257,6 +263,7 @@ describe("usageReport", () => {
         total_tokens: 340,
         cost_usd: round(mini(300, 40)),
         incomplete: 1,
+        cost_estimated: 0,
       },
       {
         key: "alice",
@@ -266,6 +273,7 @@ describe("usageReport", () => {
         total_tokens: 15,
         cost_usd: null,
         incomplete: 1,
+        cost_estimated: 1,
       },
     ]);
   });

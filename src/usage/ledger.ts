@@ -18,8 +18,10 @@ export type UsageRecord = {
   totalTokens: number | null;
   cachedTokens: number | null;
   reasoningTokens: number | null;
-  /** Null when the model's price is unknown. */
+  /** Null for records written before every model had a price (the fallback one). */
   costUsd: number | null;
+  /** The model had no price of its own: the cost is at the fallback price. */
+  costEstimated: boolean;
   /** Where the counts come from (see `Spend`). */
   basis: Spend["basis"];
   durationMs: number;
@@ -32,8 +34,8 @@ export type UsageRecord = {
 const INSERT = `INSERT INTO usage (
   ts, day, request_id, client, client_kind, route, model, status,
   prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens,
-  cost_usd, duration_ms, ttft_ms, incomplete, basis
-) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)`;
+  cost_usd, duration_ms, ttft_ms, incomplete, basis, cost_estimated
+) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)`;
 
 /**
  * Writes one record to the ledger with a single prepared INSERT. Meant for `ctx.waitUntil`, after
@@ -68,6 +70,7 @@ export async function writeUsage(db: D1Database, record: UsageRecord): Promise<v
         record.ttftMs,
         record.incomplete ? 1 : 0,
         record.basis,
+        record.costEstimated ? 1 : 0,
       )
       .run();
   } catch (error) {

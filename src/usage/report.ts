@@ -18,6 +18,8 @@ export type ReportRow = {
   cost_usd: number | null;
   /** How many of the group's requests were cut or cancelled. */
   incomplete: number;
+  /** How many of the group's requests were priced at `FALLBACK_PRICE`: their model needs a price. */
+  cost_estimated: number;
 };
 
 /** A report as `GET /admin/usage` answers it. */
@@ -96,7 +98,8 @@ export function usageQuery(query: ReportQuery): { sql: string; params: number[] 
   COALESCE(SUM(completion_tokens), 0) AS completion_tokens,
   COALESCE(SUM(COALESCE(total_tokens, prompt_tokens + completion_tokens)), 0) AS total_tokens,
   ROUND(SUM(cost_usd), 9) AS cost_usd,
-  SUM(incomplete) AS incomplete
+  SUM(incomplete) AS incomplete,
+  SUM(cost_estimated) AS cost_estimated
 FROM usage
 WHERE ts >= ?1 AND ts < ?2
 GROUP BY key

@@ -1,12 +1,28 @@
 import type { JsonObject } from "../lib/json-object";
 import type { Billing, Reservation } from "./spend";
 
+/** Reasoning models (fine-tunes of them too): they take `max_completion_tokens`, and think before they answer. */
+export const REASONING_MODEL = /^(ft:)?(o\d|gpt-5)/;
+
 /**
- * Output tokens reserved for a request that names no cap of its own: the proxy's cap when it sends
- * one (with a budget and no `MAX_OUTPUT_TOKENS`), and the figure a request without any cap is
- * estimated at.
+ * Output tokens reserved for a request that names no cap of its own, and the cap the proxy sends
+ * with it while a budget or the spend ceiling applies (and no `MAX_OUTPUT_TOKENS`): 4,096 for
+ * chat models, 32,768 for reasoning models, whose hidden reasoning counts against the cap (OpenAI's
+ * reasoning guide advises leaving room for at least 25,000, checked 2026-11-30).
+ *
+ * @example
+ * defaultOutputCap("gpt-4o-mini"); // 4096
+ * defaultOutputCap("o4-mini"); // 32768
  */
+export function defaultOutputCap(model: string | null): number {
+  return model !== null && REASONING_MODEL.test(model) ? REASONING_OUTPUT_RESERVATION : DEFAULT_OUTPUT_RESERVATION;
+}
+
+/** Output tokens reserved for a chat model's request that names no cap (see `defaultOutputCap`). */
 export const DEFAULT_OUTPUT_RESERVATION = 4096;
+
+/** Output tokens reserved for a reasoning model's request that names no cap (see `defaultOutputCap`). */
+export const REASONING_OUTPUT_RESERVATION = 32_768;
 
 /**
  * Output tokens of one generated image, by quality and size: gpt-image-1's figures from OpenAI's
@@ -45,12 +61,24 @@ export function imageOutputTokens(request: {
 }
 
 /**
- * Input tokens of one attachment (a base64 image, audio clip or file in a JSON body), however
- * large its bytes: about the most a single image costs on current vision models (gpt-4.1-mini's
- * 1,536 patches × 1.62, OpenAI's vision guide, checked 2026-11-30). Long audio and many-page files
- * can cost more; their real usage settles the difference.
+ * Input tokens of one image, at most, however large its bytes or however short its URL: about the
+ * most a single image costs on current vision models (gpt-4.1-mini's 1,536 patches × 1.62, OpenAI's
+ * vision guide, checked 2026-11-30).
  */
-export const ATTACHMENT_TOKENS = 2500;
+export const IMAGE_INPUT_TOKENS = 2500;
+
+/**
+ * Input tokens reserved for a file a request names by id or URL (a PDF, say), which the proxy cannot
+ * see: about a 10-page PDF's text and page images. A larger file spends more, settled afterwards.
+ */
+export const FILE_INPUT_TOKENS = 25_000;
+
+/**
+ * Input tokens reserved for context that upstream adds from its own storage, which the proxy cannot
+ * see: a Responses `previous_response_id` or `conversation`, a stored `prompt`. A longer context
+ * spends more, settled afterwards.
+ */
+export const STORED_CONTEXT_TOKENS = 100_000;
 
 /**
  * Bytes of an upload (multipart audio or images) per input token reserved: speech at 8 kbit/s, the
@@ -60,18 +88,30 @@ export const ATTACHMENT_TOKENS = 2500;
 export const UPLOAD_BYTES_PER_TOKEN = 60;
 
 /** Endpoints (below `/v1`) whose POSTs bill tokens, and where their output reservation comes from. */
-const TOKEN_ENDPOINTS: ReadonlyMap<string, "cap" | "cap-per-choice" | "images" | "fixed" | "none"> = new Map([
-  ["/chat/completions", "cap-per-choice"],
-  ["/completions", "cap-per-choice"],
-  ["/responses", "cap"],
-  ["/embeddings", "none"],
-  ["/images/generations", "images"],
-  ["/images/edits", "images"],
-  ["/images/variations", "images"],
-  ["/audio/speech", "fixed"],
-  ["/audio/transcriptions", "fixed"],
-  ["/audio/translations", "fixed"],
-]);
+const TOKEN_ENDPOINTS: ReadonlyMap<string, "cap" | "cap-per-choice" | "images" | "speech" | "fixed" | "none"> = new Map(
+  [
+    ["/chat/completions", "cap-per-choice"],
+    ["/completions", "cap-per-choice"],
+    ["/responses", "cap"],
+    ["/embeddings", "none"],
+    ["/images/generations", "images"],
+    ["/images/edits", "images"],
+    ["/images/variations", "images"],
+    ["/audio/speech", "speech"],
+    ["/audio/transcriptions", "fixed"],
+    ["/audio/translations", "fixed"],
+  ],
+);
+
+/**
+ * Speech output tokens per input byte, at most: gpt-4o-mini-tts bills about 1,250 audio tokens a
+ * minute ($12 per million, about $0.015 a minute, OpenAI's pricing, checked 2026-11-30), and a
+ * minute of speech is about 900 characters; two tokens a byte leaves room for slow voices.
+ */
+const SPEECH_TOKENS_PER_BYTE = 2;
+
+/** Audio tokens of one upload at most, however low its bitrate: an hour at about 1,000 tokens a minute. */
+export const AUDIO_INPUT_MAX_TOKENS = 60_000;
 
 /** The fields a request names its output cap in, by endpoint family. */
 export const OUTPUT_FIELDS = ["max_tokens", "max_completion_tokens", "max_output_tokens"] as const;
@@ -96,65 +136,156 @@ export function capsOutput(endpoint: string): boolean {
 }
 
 /**
- * What a token-billed request may spend at most, for budgets: its input estimate plus the output
+ * What a token-billed request may spend at most, for budgets: its input at most plus the output
  * it may generate: its cap (`cap`, the one it names or the one the proxy set; the default when
- * neither) times its choices `n`; for images, what `n` images of its quality and size cost; for
+ * neither: `defaultOutputCap`) times its choices `n`; for images, what `n` images of its quality and size cost; for
  * audio, a fixed default.
  *
  * @example
- * reservationFor("/chat/completions", { inputTokens: 12, cap: 500, fields: { n: 2 } }); // { inputTokens: 12, outputTokens: 1000 }
+ * reservationFor("/chat/completions", { input: { ceiling: 48, estimate: 12 }, cap: 500, fields: { n: 2 } }); // { inputTokens: 48, inputEstimate: 12, outputTokens: 1000 }
  */
 export function reservationFor(
   endpoint: string,
-  request: { inputTokens: number; cap: number | null; fields: Readonly<Record<string, unknown>> },
+  request: {
+    input: { ceiling: number; estimate: number };
+    cap: number | null;
+    model?: string | null;
+    fields: Readonly<Record<string, unknown>>;
+  },
 ): Reservation {
   const rule = TOKEN_ENDPOINTS.get(endpoint);
   const { fields } = request;
-  const cap = request.cap ?? DEFAULT_OUTPUT_RESERVATION;
-  const n = typeof fields.n === "number" && fields.n > 1 ? fields.n : 1;
+  const cap = request.cap ?? defaultOutputCap(request.model ?? null);
+  const count = (value: unknown) =>
+    typeof value === "number" && Number.isFinite(value) && value > 1 ? Math.ceil(value) : 1;
+  // Each prompt of a list (legacy completions) gets its own choices; best_of generates more than it returns.
+  const choices = Math.max(count(fields.n), count(fields.best_of)) * count(fields.prompts);
+  const n = count(fields.n);
   const outputTokens =
     rule === "cap-per-choice"
-      ? cap * n
+      ? cap * choices
       : rule === "cap"
         ? cap
         : rule === "images"
           ? imageOutputTokens({ quality: fields.quality, size: fields.size, n, partialImages: fields.partial_images })
-          : rule === "fixed"
-            ? DEFAULT_OUTPUT_RESERVATION
-            : 0;
-  return { inputTokens: request.inputTokens, outputTokens };
+          : rule === "speech"
+            ? Math.max(256, SPEECH_TOKENS_PER_BYTE * request.input.ceiling)
+            : rule === "fixed"
+              ? DEFAULT_OUTPUT_RESERVATION
+              : 0;
+  return { inputTokens: request.input.ceiling, inputEstimate: request.input.estimate, outputTokens };
 }
 
 const BASE64 = /^[A-Za-z0-9+/=_-]*$/;
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+const IMAGE_KEYS = ["image_url", "input_image"].map((key) => encoder.encode(`"${key}"`));
+const FILE_KEYS = ["file_id", "file_url"].map((key) => encoder.encode(`"${key}"`));
+const STORED_CONTEXT = ["previous_response_id", "conversation", "prompt"];
 
 /**
- * Input tokens of a JSON request, estimated: about one per four bytes of text, with each
- * attachment (a string of `LARGE_STRING_BYTES` or more that is a `data:` URL or base64) counted at
- * `ATTACHMENT_TOKENS` instead of its bytes.
- *
- * @example
- * jsonInputTokens(readJsonObject(bytes)); // ≈ bytes.byteLength / 4
+ * Whether the body's top-level `key` names context upstream keeps: any `previous_response_id` or
+ * `conversation`; a `prompt` only as an object (a stored prompt's id), not as the text or token
+ * list that completions and images take.
  */
-export function jsonInputTokens(json: JsonObject): number {
-  let textBytes = json.bytes.byteLength;
-  let attachments = 0;
-  for (const [start, end] of json.largeStrings) {
-    const head = decoder.decode(json.bytes.subarray(start, Math.min(end, start + 256)));
-    const payload = head.startsWith("data:") ? head.slice(head.indexOf(",") + 1) : head;
-    if (!BASE64.test(payload)) continue;
-    textBytes -= end - start;
-    attachments++;
-  }
-  return Math.ceil(textBytes / 4) + attachments * ATTACHMENT_TOKENS;
+function namesStoredContext(json: JsonObject, key: string): boolean {
+  const span = json.members.get(key);
+  if (span === undefined) return false;
+  return key !== "prompt" || json.bytes[span[0]] === 0x7b;
 }
 
 /**
- * Input tokens of an upload of `bytes` (multipart audio, images): see `UPLOAD_BYTES_PER_TOKEN`.
+ * A JSON request's input tokens: `ceiling`, what they can be at most, which budgets and the spend
+ * ceiling reserve; `estimate`, what they likely are, which a cut stream is charged. By what each
+ * part of the body is, not by what it looks like:
+ * - text, anywhere: at most one token per byte (every token is at least one byte), likely one per four;
+ * - an image (an `image_url` or `input_image`, a URL or a base64 `data:image/…` under `url` or
+ *   `image_url`): at most `IMAGE_INPUT_TOKENS`, whatever its bytes;
+ * - inline audio (base64 under `data`): one token per `UPLOAD_BYTES_PER_TOKEN` bytes;
+ * - an inline file (base64 under `file_data`): one token per four bytes; a file named by id or URL:
+ *   `FILE_INPUT_TOKENS`;
+ * - stored context the request names (`previous_response_id`, `conversation`, a stored `prompt`):
+ *   `STORED_CONTEXT_TOKENS`.
+ * A long string that only looks like base64 but stands anywhere else counts as text.
  *
  * @example
- * uploadInputTokens(600_000); // 10000
+ * jsonInputTokens(readJsonObject(bytes)); // { ceiling: bytes.byteLength, estimate: bytes.byteLength / 4 } for text
  */
-export function uploadInputTokens(bytes: number): number {
-  return Math.ceil(bytes / UPLOAD_BYTES_PER_TOKEN);
+export function jsonInputTokens(json: JsonObject): { ceiling: number; estimate: number } {
+  const { bytes } = json;
+  let textBytes = bytes.byteLength;
+  let payloadTokens = 0;
+  for (const { start, end, key } of json.largeStrings) {
+    const size = end - start;
+    const tokens = payloadTokensOf(bytes, start, end, key);
+    if (tokens === null) continue;
+    textBytes -= size;
+    payloadTokens += tokens;
+  }
+  const images = keyCount(bytes, IMAGE_KEYS);
+  const files = keyCount(bytes, FILE_KEYS);
+  const stored = STORED_CONTEXT.some((key) => namesStoredContext(json, key)) ? STORED_CONTEXT_TOKENS : 0;
+  const attached = payloadTokens + images * IMAGE_INPUT_TOKENS + files * FILE_INPUT_TOKENS + stored;
+  return { ceiling: textBytes + attached, estimate: Math.ceil(textBytes / 4) + attached };
+}
+
+/**
+ * What a long base64 string costs by what it is (its key says), beyond the image it may stand for
+ * (counted by key elsewhere); null when it is text: not base64, or under no key that takes a payload.
+ */
+function payloadTokensOf(bytes: Uint8Array, start: number, end: number, key: string | null): number | null {
+  const head = decoder.decode(bytes.subarray(start, Math.min(end, start + 256)));
+  const image = (key === "url" || key === "image_url") && head.startsWith("data:image/");
+  const audio = key === "data";
+  const file = key === "file_data";
+  if (!image && !audio && !file) return null;
+  const payloadAt = head.startsWith("data:") ? start + head.indexOf(",") + 1 : start;
+  if (!isBase64(bytes.subarray(payloadAt, end))) return null;
+  if (image) return 0;
+  return Math.ceil((end - start) / (audio ? UPLOAD_BYTES_PER_TOKEN : 4));
+}
+
+/**
+ * Whether bytes are base64 throughout: checked natively for what base64 never holds (a space, a
+ * backslash escape, a quote), and byte by byte at the start and the end.
+ */
+function isBase64(bytes: Uint8Array): boolean {
+  if (bytes.indexOf(0x20) !== -1 || bytes.indexOf(0x5c) !== -1) return false;
+  const edge = (part: Uint8Array) => BASE64.test(decoder.decode(part));
+  return edge(bytes.subarray(0, 256)) && edge(bytes.subarray(Math.max(0, bytes.byteLength - 256)));
+}
+
+/** How many times one of `keys` (quoted) stands as a key in `bytes`: followed, past spaces, by a colon. */
+function keyCount(bytes: Uint8Array, keys: readonly Uint8Array[]): number {
+  let count = 0;
+  for (const key of keys) {
+    const first = key[0] ?? 0;
+    for (let at = bytes.indexOf(first); at !== -1; at = bytes.indexOf(first, at + 1)) {
+      let match = true;
+      for (let i = 1; i < key.length; i++) {
+        if (bytes[at + i] !== key[i]) {
+          match = false;
+          break;
+        }
+      }
+      if (!match) continue;
+      let next = at + key.length;
+      while (bytes[next] === 0x20 || bytes[next] === 0x0a || bytes[next] === 0x0d || bytes[next] === 0x09) next++;
+      if (bytes[next] === 0x3a) count++;
+    }
+  }
+  return count;
+}
+
+/**
+ * Input tokens of an upload (a multipart form) at most: for images (edits, variations),
+ * `IMAGE_INPUT_TOKENS` a file plus its other bytes as text; for audio, one token per
+ * `UPLOAD_BYTES_PER_TOKEN` bytes, at most `AUDIO_INPUT_MAX_TOKENS`.
+ *
+ * @example
+ * uploadInputTokens("/audio/transcriptions", { bytes: 600_000, files: 1 }); // 10000
+ */
+export function uploadInputTokens(endpoint: string, upload: { bytes: number; files: number }): number {
+  if (endpoint.startsWith("/images/")) return upload.files * IMAGE_INPUT_TOKENS + 1024;
+  return Math.min(AUDIO_INPUT_MAX_TOKENS, Math.ceil(upload.bytes / UPLOAD_BYTES_PER_TOKEN));
 }

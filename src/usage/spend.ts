@@ -51,13 +51,18 @@ export const NOT_SENT: Outcome = {
   firstOutputAt: null,
 };
 
-/** What a request may spend at most, estimated before it is sent: the budget's reservation. */
+/** What a request may spend at most, worked out before it is sent: what budgets reserve. */
 export type Reservation = {
-  /** Estimated input tokens (about one per four bytes of text; see the policy step). */
+  /** Input tokens at most (see `jsonInputTokens`). */
   inputTokens: number;
+  /** Input tokens likely: what a stream cut before its usage is charged for its input. */
+  inputEstimate: number;
   /** The output the request may generate: its own cap, or the one the proxy set, times its choices. */
   outputTokens: number;
 };
+
+/** The reservation of a request that bills nothing. */
+export const NO_RESERVATION: Reservation = { inputTokens: 0, inputEstimate: 0, outputTokens: 0 };
 
 /** What a request is known to spend: what one outcome settles at. */
 export type Spend = {
@@ -70,11 +75,41 @@ export type Spend = {
   usage: Usage;
   /** `usage.promptTokens + usage.completionTokens`: what token budgets count. */
   tokens: number;
-  /** Null when the model has no price. */
-  costUsd: number | null;
+  /** In US dollars, at the model's price, or at the fallback price when it has none. */
+  costUsd: number;
+  /** The model has no price: `costUsd` is at the fallback price, an estimate on the safe side. */
+  costEstimated: boolean;
   /** The figures are not upstream's own (`estimate` or `reservation`). */
   incomplete: boolean;
 };
+
+/** The prices a cost is worked out at: the table with `MODEL_PRICES`, and the price of a model in neither. */
+export type Pricing = { prices: ReadonlyMap<string, Price>; fallbackPrice: Price };
+
+/**
+ * The price `model` is charged at, and whether it is the fallback one (the model, or no model,
+ * has no price of its own).
+ *
+ * @example
+ * priceOf("gpt-5.9-preview", config.usage); // { price: FALLBACK_PRICE, estimated: true }
+ */
+export function priceOf(model: string | null, pricing: Pricing): { price: Price; estimated: boolean } {
+  const own = model === null ? null : priceFor(model, pricing.prices);
+  return own === null ? { price: pricing.fallbackPrice, estimated: true } : { price: own, estimated: false };
+}
+
+/**
+ * What a reservation may cost at most, in US dollars: its input and output tokens at the model's
+ * price (or the fallback price). What dollar budgets and the spend ceiling reserve.
+ *
+ * @example
+ * reservationCostUsd({ model: "gpt-4o-mini", billing: "tokens", reservation: { inputTokens: 1000, outputTokens: 4096 } }, pricing);
+ */
+export function reservationCostUsd(context: SpendContext, pricing: Pricing): number {
+  if (context.billing !== "tokens") return 0;
+  const { inputTokens, outputTokens } = context.reservation;
+  return costUsd(priceOf(context.model, pricing).price, plainUsage(inputTokens, outputTokens));
+}
 
 /**
  * How a request can be billed: `tokens`, a POST to an endpoint that bills tokens (chat,
@@ -89,6 +124,12 @@ export type SpendContext = {
   model: string | null;
   billing: Billing;
   reservation: Reservation;
+  /**
+   * Upstream may bill output that its stream does not show: a reasoning model's hidden reasoning,
+   * or a `background` response, which goes on after the client leaves. A cut stream of such a
+   * request is charged its reservation, not an estimate from the events that came.
+   */
+  unseenOutput?: boolean;
 };
 
 /**
@@ -98,34 +139,36 @@ export type SpendContext = {
  * - upstream's reported usage whenever there is one, on any path;
  * - nothing for an answer without usage from a POST that bills no tokens (files, batches…);
  * - for a token-billed stream without usage (cut, stalled, cancelled, or an upstream that never
- *   reports it): the estimate, marked incomplete;
+ *   reports it): the estimate, marked incomplete; the reservation when upstream may have billed
+ *   output the stream did not show (`unseenOutput`);
  * - the reservation in full, marked incomplete, when upstream received a token-billed request and
  *   nothing can be known: no answer in time, the client gone before the answer, an answer without usage.
  *
  * @example
- * spendOf(NOT_SENT, { model: "gpt-4o", billing: "tokens", reservation: { inputTokens: 10, outputTokens: 4000 } }, prices).tokens; // 0
+ * spendOf(NOT_SENT, { model: "gpt-4o", billing: "tokens", reservation: { inputTokens: 10, outputTokens: 4000 } }, pricing).tokens; // 0
  */
-export function spendOf(outcome: Outcome, context: SpendContext, prices: ReadonlyMap<string, Price>): Spend {
+export function spendOf(outcome: Outcome, context: SpendContext, pricing: Pricing): Spend {
   const { reservation, billing } = context;
-  const nothing = () => spend("none", plainUsage(0, 0), context, prices);
+  const nothing = () => spend("none", plainUsage(0, 0), context, pricing);
   const sent = outcome.ending !== "not_sent" && outcome.ending !== "unreachable" && outcome.ending !== "upstream_error";
   if (billing === "free" || !sent) return nothing();
-  if (outcome.usage !== null) return spend("reported", outcome.usage, context, prices);
+  if (outcome.usage !== null) return spend("reported", outcome.usage, context, pricing);
   if (billing === "reported") return nothing();
-  if (outcome.stream) {
-    return spend("estimate", plainUsage(reservation.inputTokens, outcome.outputEvents), context, prices);
+  if (outcome.stream && context.unseenOutput !== true) {
+    return spend("estimate", plainUsage(reservation.inputEstimate, outcome.outputEvents), context, pricing);
   }
-  return spend("reservation", plainUsage(reservation.inputTokens, reservation.outputTokens), context, prices);
+  return spend("reservation", plainUsage(reservation.inputTokens, reservation.outputTokens), context, pricing);
 }
 
-function spend(basis: Spend["basis"], usage: Usage, context: SpendContext, prices: ReadonlyMap<string, Price>): Spend {
-  const price = context.model === null ? null : priceFor(context.model, prices);
+function spend(basis: Spend["basis"], usage: Usage, context: SpendContext, pricing: Pricing): Spend {
+  const { price, estimated } = priceOf(context.model, pricing);
   const tokens = usage.promptTokens + usage.completionTokens;
   return {
     basis,
     usage,
     tokens,
-    costUsd: basis === "none" ? 0 : price === null ? null : costUsd(price, usage),
+    costUsd: basis === "none" ? 0 : costUsd(price, usage),
+    costEstimated: basis !== "none" && estimated,
     incomplete: basis === "estimate" || basis === "reservation",
   };
 }

@@ -6,7 +6,7 @@ describe("routes", () => {
     const upstream = mockUpstream(() => openaiJson({}));
     const { response } = await call(proxyRequest("/health"));
     expect(response.status).toBe(200);
-    expect(await json(response)).toEqual({ status: "ok", auth: "open" });
+    expect(await json(response)).toEqual({ status: "ok", auth: "open", modes: ["open"] });
     expect(upstream).toHaveLength(0);
   });
 
@@ -14,7 +14,7 @@ describe("routes", () => {
     const { response } = await call(proxyRequest("/nope"));
     expect(response.status).toBe(404);
     const body = await json(response);
-    expect(body).toEqual({ error: "Not Found", message: expect.stringContaining("/nope") });
+    expect(body).toEqual({ error: "Not Found", message: expect.stringContaining("/nope"), code: "unknown_url" });
   });
 
   it("answers a wrong method on / with 405 and an Allow header", async () => {

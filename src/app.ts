@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { getConfig } from "./config";
+import { type Config, getConfig } from "./config";
 import type { AppEnv } from "./env";
 import { asProxyError, notFound, ProxyError, renderError } from "./errors";
 import { accounting } from "./middleware/accounting";
@@ -11,8 +11,10 @@ import { policy } from "./middleware/policy";
 import { rateLimit } from "./middleware/rate-limit";
 import { requestId } from "./middleware/request-id";
 import { adminRoutes } from "./routes/admin";
+import { me } from "./routes/me";
 import { openaiPassThrough } from "./routes/openai";
 import { seedChat } from "./routes/seed-chat";
+import { sessionRoutes } from "./routes/session";
 
 /**
  * The proxy as a Hono app, its pipeline in order: request id → accounting (which records every
@@ -28,7 +30,9 @@ export function createApp(): Hono<AppEnv> {
   app.use(accounting());
   app.use(cors());
 
-  app.get("/health", (c) => c.json({ status: "ok", auth: getConfig(c.env).auth.mode }));
+  app.get("/health", (c) => c.json(health(getConfig(c.env))));
+  app.get("/me", configured(), clientAuth(), me);
+  app.route("/", sessionRoutes());
   app.post("/", configured(), clientAuth(), bodyLimit(), policy("seed"), rateLimit(), seedChat);
   app.on(
     ["GET", "POST", "DELETE"],
@@ -44,6 +48,8 @@ export function createApp(): Hono<AppEnv> {
 
   app.all("/", () => methodNotAllowed("POST, OPTIONS"));
   app.all("/health", () => methodNotAllowed("GET, OPTIONS"));
+  app.all("/me", () => methodNotAllowed("GET, OPTIONS"));
+  app.all("/session", () => methodNotAllowed("POST, OPTIONS"));
   app.all("/v1/*", () => methodNotAllowed("GET, POST, DELETE, OPTIONS"));
   // Rendered here, not thrown: Hono calls notFound outside the steps' error handling, so a throw
   // would skip what the steps add on the way out (CORS headers, the request id).
@@ -60,6 +66,26 @@ export function createApp(): Hono<AppEnv> {
     return renderError(asProxyError(error), c.req.path);
   });
   return app;
+}
+
+/**
+ * `GET /health`: up, and which ways to call are on (`modes`: `open`, `keys`, `tokens`, `sessions`),
+ * with the Turnstile site key (and action, when `TURNSTILE_ACTION` is set) a page renders its widget
+ * with for a session. `auth` is the older single word.
+ */
+function health(config: Config) {
+  const { mode } = config.auth;
+  const modes: string[] = mode === "open" ? ["open"] : mode.split("+");
+  const sessions = config.sessions;
+  if (sessions.enabled) modes.push("sessions");
+  return {
+    status: "ok",
+    auth: mode,
+    modes,
+    ...(sessions.enabled && sessions.siteKey !== null
+      ? { turnstile: { site_key: sessions.siteKey, ...(sessions.action !== null ? { action: sessions.action } : {}) } }
+      : {}),
+  };
 }
 
 function methodNotAllowed(allow: string): never {

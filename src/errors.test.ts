@@ -19,7 +19,11 @@ describe("renderError", () => {
   });
 
   it("uses the seed's shape elsewhere", async () => {
-    expect(await renderError(error, "/").json()).toEqual({ error: "Too Many Requests", message: "slow down" });
+    expect(await renderError(error, "/").json()).toEqual({
+      error: "Too Many Requests",
+      message: "slow down",
+      code: "rate_limit_exceeded",
+    });
   });
 
   it("defaults the type from the status", () => {

@@ -18,6 +18,8 @@ export type ErrorCode =
   // Who may call
   | "origin_not_allowed"
   | "invalid_api_key"
+  | "turnstile_failed"
+  | "turnstile_unavailable"
   // The request
   | "request_too_large"
   | "invalid_json"
@@ -126,15 +128,24 @@ const TITLES: Partial<Record<number, string>> = {
 /** The JSON body of an error in the given shape. */
 export function errorBody(error: ProxyError, shape: ErrorShape): string {
   if (shape === "seed") {
-    return JSON.stringify({ error: TITLES[error.status] ?? "Error", message: error.message });
+    // The original shape, plus OpenAI's machine-readable code when there is one (a page tells a spent
+    // budget from a rate limit by it).
+    const code = error.code ?? undefined;
+    return JSON.stringify({
+      error: TITLES[error.status] ?? "Error",
+      message: error.message,
+      ...(code ? { code } : {}),
+    });
   }
   const { message, type, param, code } = error;
   return JSON.stringify({ error: { message, type, param, code } });
 }
 
-/** Which shape errors take on a path: OpenAI's under `/v1` and the JSON APIs beside it, the seed's elsewhere. */
+/** Which shape errors take on a path: OpenAI's under `/v1` and the JSON APIs beside it (`/admin/`, `/session`, `/me`), the seed's elsewhere. */
 export function shapeFor(path: string): ErrorShape {
-  return path === "/v1" || path.startsWith("/v1/") || path.startsWith("/admin/") ? "openai" : "seed";
+  const json =
+    path === "/v1" || path.startsWith("/v1/") || path.startsWith("/admin/") || path === "/session" || path === "/me";
+  return json ? "openai" : "seed";
 }
 
 /**

@@ -35,7 +35,11 @@ const chat = (client: OpenAI, model = "gpt-4o-mini") =>
 
 describe("access control through wrangler dev", () => {
   it("says which mode it is in on /health", async () => {
-    expect(await (await fetch(`${proxy.url}/health`)).json()).toEqual({ status: "ok", auth: "keys+tokens" });
+    expect(await (await fetch(`${proxy.url}/health`)).json()).toEqual({
+      status: "ok",
+      auth: "keys+tokens",
+      modes: ["keys", "tokens"],
+    });
   });
 
   it("serves the official SDK with a client key as its apiKey, and sends the operator's key upstream", async () => {

@@ -34,6 +34,9 @@ async function everyAnswer(): Promise<Response[]> {
   const headers = { origin: ORIGIN, "cf-connecting-ip": "192.0.2.99" };
   mockUpstream(() => openaiJson({ usage: { prompt_tokens: 1, completion_tokens: 1 } }, 200, UPSTREAM_HEADERS));
   await send(postJson("/v1/chat/completions", CHAT, headers), { RATE_LIMIT_RPM: "1000", DAILY_TOKEN_BUDGET: "100000" });
+  await send(postJson("/v1/chat/completions", CHAT, headers), { DAILY_BUDGET_USD: "1", DAILY_TOKEN_BUDGET: "100000" });
+  await send(postJson("/v1/chat/completions", { ...CHAT, max_tokens: 99 }, headers), { DAILY_BUDGET_USD: "0.000001" });
+  await send(proxyRequest("/me", { headers }), { DAILY_BUDGET_USD: "1" });
   mockUpstream(() => openaiJson({ error: { message: "slow", type: "requests" } }, 429, UPSTREAM_HEADERS));
   await send(postJson("/v1/chat/completions", CHAT, headers));
   const sse = controllableSse(UPSTREAM_HEADERS);
@@ -83,6 +86,8 @@ describe("the headers a client acts on", () => {
       "retry-after-ms",
       "x-request-id",
       "x-ratelimit-remaining-requests",
+      "x-budget-remaining-usd",
+      "x-budget-reset",
     ]) {
       expect(EXPOSED_HEADERS.split(", ")).toContain(name);
     }

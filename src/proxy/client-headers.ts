@@ -34,8 +34,24 @@ export const PASSED_HEADERS: ReadonlySet<string> = new Set([
   "x-should-retry",
 ]);
 
+/** What is left of a client's daily budgets, on every answer to a client that has one (see `budgetHeaders`). */
+export const BUDGET_HEADERS = [
+  "x-budget-limit-usd",
+  "x-budget-remaining-usd",
+  "x-budget-limit-tokens",
+  "x-budget-remaining-tokens",
+  "x-budget-reset",
+] as const;
+
 /** Headers the proxy sets on its own answers for clients to act on. */
-export const PROXY_HEADERS = ["x-request-id", "x-should-retry", "retry-after", "www-authenticate", "allow"] as const;
+export const PROXY_HEADERS = [
+  "x-request-id",
+  "x-should-retry",
+  "retry-after",
+  "www-authenticate",
+  "allow",
+  ...BUDGET_HEADERS,
+] as const;
 
 /** Response headers browsers let scripts read without being told (the Fetch standard's CORS-safelisted ones). */
 export const SAFELISTED_HEADERS: ReadonlySet<string> = new Set([

@@ -33,6 +33,7 @@ describe("GET /admin/usage", () => {
       durationMs: 100,
       ttftMs: 50,
       basis: "reported" as const,
+      costEstimated: false,
     };
     await writeUsage(env.USAGE_DB, {
       ...base,
@@ -135,6 +136,7 @@ describe("GET /admin/usage", () => {
           total_tokens: 15,
           cost_usd: 0.0000045,
           incomplete: 0,
+          cost_estimated: 0,
         },
         {
           key: "alice",
@@ -144,6 +146,7 @@ describe("GET /admin/usage", () => {
           total_tokens: 10,
           cost_usd: null,
           incomplete: 1,
+          cost_estimated: 0,
         },
       ],
     });

@@ -4,7 +4,8 @@ import { notFound } from "../errors";
 import { maybe } from "../middleware/vars";
 import { forward } from "../proxy/forward";
 import { isWebSocketUpgrade, relayWebSocket } from "../proxy/websocket";
-import { DEFAULT_OUTPUT_RESERVATION } from "../usage/reservation";
+import { defaultOutputCap } from "../usage/reservation";
+import { NO_RESERVATION, reservationCostUsd } from "../usage/spend";
 import type { Usage } from "../usage/usage";
 import { respond } from "./forwarded";
 
@@ -52,12 +53,16 @@ export async function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
  */
 function budgetKeeper(c: Context<AppEnv>, reserved: number): (total: Usage) => Promise<boolean> {
   const admission = maybe(c, "admission");
+  const { model } = c.get("outgoing");
   let held = reserved;
   return async (total) => {
     if (admission === undefined) return true;
-    const needed = total.promptTokens + total.completionTokens + DEFAULT_OUTPUT_RESERVATION - held;
+    const needed = total.promptTokens + total.completionTokens + defaultOutputCap(model) - held;
     if (needed <= 0) return true;
-    if (!(await admission.extend(needed))) return false;
+    // Priced as output, the dearer kind: the next answer may be all audio.
+    const reservation = { ...NO_RESERVATION, outputTokens: needed };
+    const usd = reservationCostUsd({ model, billing: "tokens", reservation }, c.get("config").usage);
+    if (!(await admission.extend({ tokens: needed, usd }))) return false;
     held += needed;
     return true;
   };

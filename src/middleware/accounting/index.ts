@@ -3,7 +3,7 @@ import { getConfig } from "../../config";
 import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
 import { writeUsage } from "../../usage/ledger";
-import { NOT_SENT, type Outcome, type Spend, type SpendContext, spendOf } from "../../usage/spend";
+import { NO_RESERVATION, NOT_SENT, type Outcome, type Spend, type SpendContext, spendOf } from "../../usage/spend";
 import { maybe } from "../vars";
 
 declare module "hono" {
@@ -33,8 +33,10 @@ export type RequestLog = {
   completionTokens: number;
   cachedTokens: number;
   reasoningTokens: number;
-  /** From the price table; null for models without a price. */
-  costUsd: number | null;
+  /** In US dollars, from the price table (or `FALLBACK_PRICE` for a model without a price). */
+  costUsd: number;
+  /** The model has no price: the cost is at `FALLBACK_PRICE`. */
+  costEstimated: boolean;
   /** Where the counts come from: upstream's report, an estimate, the reservation, or nothing spent. */
   basis: Spend["basis"];
   /** The counts are not upstream's own. */
@@ -73,13 +75,16 @@ export function accounting(): MiddlewareHandler<AppEnv> {
     const context: SpendContext = {
       model: outgoing?.model ?? null,
       billing: outgoing?.billing ?? "free",
-      reservation: outgoing?.reservation ?? { inputTokens: 0, outputTokens: 0 },
+      reservation: outgoing?.reservation ?? NO_RESERVATION,
+      unseenOutput: outgoing?.unseenOutput ?? false,
     };
 
     const record = async () => {
       const ended = await outcome;
-      const spend = spendOf(ended, context, config.usage.prices);
-      await admission?.finish(spend.tokens);
+      const spend = spendOf(ended, context, config.usage);
+      if (spend.costEstimated && context.model !== null) warnUnpriced(context.model);
+      // Settled first, awaited last: the ceiling's slice may wait for its expiry before it is returned.
+      const finished = admission?.finish({ tokens: spend.tokens, usd: spend.costUsd });
       const durationMs = Date.now() - startedAt;
       const since = (at: number | null) => (at === null ? null : at - startedAt);
       const failed = ended.ending === "cut" || ended.ending === "stalled";
@@ -104,6 +109,7 @@ export function accounting(): MiddlewareHandler<AppEnv> {
           cachedTokens: usage.cachedTokens,
           reasoningTokens: usage.reasoningTokens,
           costUsd: spend.costUsd,
+          costEstimated: spend.costEstimated,
           basis: spend.basis,
           incomplete: spend.incomplete,
           outcome: ended.ending,
@@ -112,7 +118,7 @@ export function accounting(): MiddlewareHandler<AppEnv> {
         };
         console.log(JSON.stringify(line));
       }
-      if (client === undefined || !config.usage.record) return;
+      if (client === undefined || !config.usage.record) return finished;
       await writeUsage(c.env.USAGE_DB, {
         ts: startedAt,
         requestId,
@@ -127,6 +133,7 @@ export function accounting(): MiddlewareHandler<AppEnv> {
         cachedTokens: usage.cachedTokens,
         reasoningTokens: usage.reasoningTokens,
         costUsd: spend.costUsd,
+        costEstimated: spend.costEstimated,
         basis: spend.basis,
         durationMs,
         ttftMs: since(ended.firstOutputAt),
@@ -136,7 +143,26 @@ export function accounting(): MiddlewareHandler<AppEnv> {
           JSON.stringify({ level: "error", msg: "usage ledger write failed", requestId, error: String(cause) }),
         );
       });
+      await finished;
     };
     c.executionCtx.waitUntil(record());
+    // A request that outlasts the ceiling's slice (a long stream, a Realtime session) keeps it alive.
+    if (admission !== undefined) c.executionCtx.waitUntil(admission.keepAlive(outcome));
   };
+}
+
+/** Models this isolate has already warned about: one warning each, not one a request. */
+const warned = new Set<string>();
+
+/** Says once, in the log, that a model needs a price: until it has one it is charged at `FALLBACK_PRICE`. */
+function warnUnpriced(model: string): void {
+  if (warned.has(model)) return;
+  warned.add(model);
+  console.warn(
+    JSON.stringify({
+      level: "warn",
+      msg: "model has no price: charged at FALLBACK_PRICE; add it to MODEL_PRICES",
+      model,
+    }),
+  );
 }

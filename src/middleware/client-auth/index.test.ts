@@ -172,7 +172,8 @@ describe("authenticate with keys", () => {
 
 describe("authenticate with tokens", () => {
   it("accepts a valid token as a client named after its subject, with its claims", async () => {
-    const token = await sign({ ...valid(), models: ["gpt-4o-mini", "gpt-4.1*"], rpm: 30, tpd: 200_000 });
+    const claims = { ...valid(), models: ["gpt-4o-mini", "gpt-4.1*"], rpm: 30, tpd: 200_000, usd: 0.25 };
+    const token = await sign(claims);
     expect(await authenticate(bearer(token), tokensOnly)).toEqual({
       id: "sub:alice",
       kind: "token",
@@ -180,14 +181,18 @@ describe("authenticate with tokens", () => {
       models: ["gpt-4o-mini", "gpt-4.1*"],
       rpm: 30,
       tpd: 200_000,
+      usd: 0.25,
+      exp: claims.exp,
     });
   });
 
   it("accepts a token alongside keys", async () => {
-    expect(await authenticate(bearer(await sign(valid())), both)).toEqual({
+    const claims = valid();
+    expect(await authenticate(bearer(await sign(claims)), both)).toEqual({
       id: "sub:alice",
       kind: "token",
       name: "alice",
+      exp: claims.exp,
     });
   });
 
@@ -205,6 +210,7 @@ describe("authenticate with tokens", () => {
       name: "bob",
       models: ["gpt-4o-mini"],
       rpm: 5,
+      exp: expect.any(Number),
     });
   });
 
@@ -276,6 +282,12 @@ describe("authenticate with tokens", () => {
     ["a zero rpm", { ...valid(), rpm: 0 }, 'Invalid token: the "rpm" claim must be a positive integer'],
     ["a fractional rpm", { ...valid(), rpm: 1.5 }, 'Invalid token: the "rpm" claim must be a positive integer'],
     ["a negative tpd", { ...valid(), tpd: -1 }, 'Invalid token: the "tpd" claim must be a positive integer'],
+    [
+      "a string usd",
+      { ...valid(), usd: "1" },
+      'Invalid token: the "usd" claim must be a positive number of US dollars',
+    ],
+    ["a zero usd", { ...valid(), usd: 0 }, 'Invalid token: the "usd" claim must be a positive number of US dollars'],
     [
       "a numeric origin",
       { ...valid(), origin: 1 },

@@ -49,8 +49,7 @@ export function clientAuth(): MiddlewareHandler<AppEnv> {
  */
 export async function authenticate(request: Request, settings: AuthSettings): Promise<Client> {
   if (settings.mode === "open") {
-    const header = request.headers.get("cf-connecting-ip")?.trim() ?? "";
-    const ip = IP.test(header) ? header : "unknown";
+    const ip = clientIp(request) ?? "unknown";
     return { id: `ip:${ip}`, kind: "ip", name: ip };
   }
 
@@ -73,6 +72,15 @@ export async function authenticate(request: Request, settings: AuthSettings): Pr
   const name = await matchKey(credential, settings.keys);
   if (name === undefined) throw unauthorized(INCORRECT_KEY, "refused");
   return { id: `key:${name}`, kind: "key", name };
+}
+
+/**
+ * The caller's IP address, as Cloudflare gives it in `CF-Connecting-IP`; null when there is none
+ * that looks like an address (a local test, a forgery).
+ */
+export function clientIp(request: Request): string | null {
+  const header = request.headers.get("cf-connecting-ip")?.trim() ?? "";
+  return IP.test(header) ? header : null;
 }
 
 /**

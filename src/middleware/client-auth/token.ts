@@ -12,6 +12,10 @@ export type TokenClaims = {
   origin?: string;
   rpm?: number;
   tpd?: number;
+  /** US dollars per UTC day. */
+  usd?: number;
+  /** When the token expires, in seconds since the epoch. */
+  exp?: number;
 };
 
 /** Clock skew allowed on `exp` and `nbf`, in seconds. */
@@ -31,7 +35,7 @@ async function hmacKey(secret: Uint8Array): Promise<CryptoKey> {
 
 /**
  * Verifies an HS256 token signed with `secret` and checks its claims: `sub` and `exp` required,
- * `models`, `origin`, `rpm`, `tpd` optional but well-typed. Any other algorithm (`none`, `RS256`…),
+ * `models`, `origin`, `rpm`, `tpd`, `usd` optional but well-typed. Any other algorithm (`none`, `RS256`…),
  * a wrong signature or a malformed token gets the generic 401; a properly signed token that has
  * expired or carries a bad claim gets a 401 that says so (its holder could decode it anyway).
  *
@@ -68,9 +72,9 @@ function invalidClaim(claim: string, problem: string): ProxyError {
 }
 
 function claimsOf(payload: Record<string, unknown>): TokenClaims {
-  const { sub, models, origin, rpm, tpd } = payload;
+  const { sub, models, origin, rpm, tpd, usd, exp } = payload;
   if (typeof sub !== "string" || sub.trim() === "") throw invalidClaim("sub", "must be a non-empty string");
-  const claims: TokenClaims = { sub };
+  const claims: TokenClaims = { sub, ...(typeof exp === "number" ? { exp } : {}) };
   if (models !== undefined) {
     if (!Array.isArray(models) || !models.every((m) => typeof m === "string" && m !== "")) {
       throw invalidClaim("models", "must be an array of model names or patterns");
@@ -90,6 +94,12 @@ function claimsOf(payload: Record<string, unknown>): TokenClaims {
   if (tpd !== undefined) {
     if (!isPositiveInteger(tpd)) throw invalidClaim("tpd", "must be a positive integer");
     claims.tpd = tpd;
+  }
+  if (usd !== undefined) {
+    if (typeof usd !== "number" || !Number.isFinite(usd) || usd <= 0) {
+      throw invalidClaim("usd", "must be a positive number of US dollars");
+    }
+    claims.usd = usd;
   }
   return claims;
 }

@@ -43,6 +43,99 @@ describe("the output cap the proxy sets", () => {
   });
 });
 
+describe("the output cap the proxy sends while spending is limited", () => {
+  it.each([
+    ["a token budget", { DAILY_TOKEN_BUDGET: "1000000" }],
+    ["a dollar budget", { DAILY_BUDGET_USD: "5" }],
+    ["the spend ceiling alone", { DAILY_SPEND_LIMIT_USD: "10" }],
+  ])("is the model's default under %s: 4096, or 32768 for a reasoning model", async (_, vars) => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    await call(postJson("/v1/chat/completions", { model: "gpt-4o-mini", messages: [] }), vars);
+    await call(postJson("/v1/responses", { model: "o4-mini", input: "hi" }), vars);
+    expect(await upstream[0]?.json()).toMatchObject({ max_tokens: 4096 });
+    expect(await upstream[1]?.json()).toMatchObject({ max_output_tokens: 32_768 });
+  });
+
+  it("leaves a request's own cap as asked, however large", async () => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    const raw = '{"model":"gpt-4o-mini","messages":[],"max_tokens":16000}';
+    await call(postJson("/v1/chat/completions", raw), { DAILY_SPEND_LIMIT_USD: "10" });
+    expect(await upstream[0]?.text()).toBe(raw);
+  });
+});
+
+describe("POSTs whose spend the proxy cannot see, while spending is limited", () => {
+  it.each([
+    ["/v1/realtime/client_secrets", "mints a key"],
+    ["/v1/realtime/calls", "opens a call"],
+    ["/v1/batches", "cannot see it"],
+    ["/v1/fine_tuning/jobs", "cannot see it"],
+    ["/v1/threads/thread_1/runs", "cannot see it"],
+    ["/v1/some/future/endpoint", "cannot see it"],
+  ])("refuses %s with 403 saying why and what the operator can do", async (path, why) => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    for (const vars of [{ DAILY_BUDGET_USD: "1" }, { DAILY_SPEND_LIMIT_USD: "10" }]) {
+      const { response } = await call(postJson(path, {}), vars);
+      expect(response.status).toBe(403);
+      const body = await json<{ error: { code: string; message: string } }>(response);
+      expect(body.error.code).toBe("path_not_allowed");
+      expect(body.error.message).toContain(why);
+      expect(body.error.message).toContain("ALLOWED_PATHS");
+    }
+    expect(upstream).toHaveLength(0);
+  });
+
+  it("lets through what bills nothing, what ALLOWED_PATHS names, and everything without a limit", async () => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    const limited = { DAILY_SPEND_LIMIT_USD: "10" };
+    expect((await call(postJson("/v1/moderations", { input: "x" }), limited)).response.status).toBe(200);
+    expect((await call(postJson("/v1/responses/resp_1/cancel", {}), limited)).response.status).toBe(200);
+    const named = { ...limited, ALLOWED_PATHS: "/v1/batches" };
+    expect((await call(postJson("/v1/batches", {}), named)).response.status).toBe(200);
+    expect((await call(postJson("/v1/batches", {}))).response.status).toBe(200);
+    expect(upstream).toHaveLength(4);
+  });
+});
+
+describe("what a request reserves", () => {
+  it("reserves each prompt of a legacy completions list its own choices", async () => {
+    mockUpstream(() => openaiJson({}));
+    const body = { model: "gpt-3.5-turbo-instruct", prompt: ["a", "b", "c"], n: 2, max_tokens: 100 };
+    const { response } = await call(postJson("/v1/completions", body), { DAILY_TOKEN_BUDGET: "500" });
+    // 3 prompts × 2 choices × 100 tokens, and its input: over a budget of 500.
+    expect(response.status).toBe(429);
+    const bytes = JSON.stringify(body).length;
+    expect((await json<{ error: { message: string } }>(response)).error.message).toContain(`reserves ${600 + bytes}`);
+  });
+
+  it("reserves a tokenized prompt (a list of numbers) once", async () => {
+    mockUpstream(() => openaiJson({}));
+    const body = { model: "gpt-3.5-turbo-instruct", prompt: [1, 2, 3, 4], max_tokens: 100 };
+    const { response } = await call(postJson("/v1/completions", body), { DAILY_TOKEN_BUDGET: "50" });
+    const bytes = JSON.stringify(body).length;
+    expect((await json<{ error: { message: string } }>(response)).error.message).toContain(`reserves ${100 + bytes}`);
+  });
+
+  it("charges a cut reasoning stream its reservation: its hidden reasoning may have been billed", async () => {
+    mockUpstream(
+      () =>
+        new Response('data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n', {
+          headers: { "content-type": "text/event-stream" },
+        }),
+    );
+    const body = {
+      model: "o4-mini",
+      messages: [{ role: "user", content: "think" }],
+      stream: true,
+      max_completion_tokens: 2000,
+    };
+    const { response, settled } = await call(postJson("/v1/chat/completions", body), { DAILY_TOKEN_BUDGET: "1000000" });
+    await text(response);
+    await settled();
+    expect(requestLogs().at(-1)).toMatchObject({ basis: "reservation", completionTokens: 2000, incomplete: true });
+  });
+});
+
 describe("the request body", () => {
   it("keeps every byte the client sent when nothing changes, spacing and key order included", async () => {
     const upstream = mockUpstream(() => openaiJson({}));

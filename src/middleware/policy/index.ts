@@ -5,24 +5,25 @@ import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
 import { concatBytes } from "../../lib/bytes";
 import { isRecord } from "../../lib/json";
-import { type JsonObject, memberValue, withMembers } from "../../lib/json-object";
+import { arrayLength, type JsonObject, memberValue, withMembers } from "../../lib/json-object";
 import { formFields } from "../../lib/multipart";
-import { limitsFor } from "../../limits/client";
-import type { RequestBody } from "../../proxy/forward";
+import { spendLimited } from "../../limits/client";
+import type { AddedUsageOption, RequestBody } from "../../proxy/forward";
 import { acceptsStreamOptions } from "../../proxy/quirks";
 import { isWebSocketUpgrade } from "../../proxy/websocket";
 import {
   billingOf,
   capsOutput,
-  DEFAULT_OUTPUT_RESERVATION,
+  defaultOutputCap,
   jsonInputTokens,
   OUTPUT_FIELDS,
+  REASONING_MODEL,
   reservationFor,
   uploadInputTokens,
 } from "../../usage/reservation";
-import type { Billing, Reservation } from "../../usage/spend";
+import { type Billing, NO_RESERVATION, type Reservation } from "../../usage/spend";
 import { isUpload } from "../body";
-import { checkSeedRequest, invalidJson, REASONING_MODEL, seedDefaults } from "./seed";
+import { checkSeedRequest, invalidJson, seedDefaults } from "./seed";
 
 declare module "hono" {
   interface ContextVariableMap {
@@ -44,10 +45,12 @@ export type Outgoing = {
    * The proxy added `stream_options.include_usage` (its usage chunk must then not reach the
    * client): the body without it, for an upstream that refuses the field; null when it added nothing.
    */
-  withoutUsageOption: (() => RequestBody) | null;
+  withoutUsageOption: AddedUsageOption | null;
   billing: Billing;
   /** What the request may spend at most: what a budget reserves for it. */
   reservation: Reservation;
+  /** Upstream may bill output the stream does not show (a reasoning model, a `background` response). */
+  unseenOutput: boolean;
 };
 
 /**
@@ -58,12 +61,32 @@ const MINTS_CREDENTIALS = new Set([
   "/realtime/client_secrets",
   "/realtime/sessions",
   "/realtime/transcription_sessions",
+  "/realtime/calls",
   "/chatkit/sessions",
 ]);
+
+/**
+ * POSTs that bill nothing: uploads and storage (files, uploads, vector stores), moderation,
+ * conversations, counting input tokens, cancelling a response, updating a stored completion. Any
+ * other POST that is not a token-billed endpoint may spend where the proxy cannot see it (batches,
+ * fine-tuning, assistants runs, evals, containers, videos, and paths added later).
+ */
+const FREE_POSTS = [
+  /^\/files$/,
+  /^\/uploads(\/.*)?$/,
+  /^\/vector_stores(\/.*)?$/,
+  /^\/moderations$/,
+  /^\/conversations(\/.*)?$/,
+  /^\/responses\/input_tokens$/,
+  /^\/responses\/[^/]+\/cancel$/,
+  /^\/chat\/completions\/[^/]+$/,
+];
 
 /** Top-level fields the proxy decides on: a body that names one twice is refused (parsers disagree on which wins). */
 const READ_FIELDS = [
   "model",
+  "best_of",
+  "prompt",
   "stream",
   "stream_options",
   "n",
@@ -71,8 +94,12 @@ const READ_FIELDS = [
   "quality",
   "size",
   "partial_images",
+  "background",
   ...OUTPUT_FIELDS,
 ];
+
+/** The fields of a multipart form the rules read: short ones (a form's `prompt` can be long, and is not read). */
+const FORM_FIELDS = ["model", "stream", "n", "quality", "size", "partial_images"];
 
 /** The fields of a request the rules read, whether it came as JSON or as a multipart form. */
 type Fields = {
@@ -80,8 +107,8 @@ type Fields = {
   duplicates: ReadonlySet<string>;
   /** The JSON body, which the proxy may rewrite; null for a form, which it sends as it came. */
   json: JsonObject | null;
-  /** Input tokens the body may cost, estimated. */
-  inputTokens: number;
+  /** Input tokens the body may cost: at most, and likely. */
+  input: { ceiling: number; estimate: number };
 };
 
 /**
@@ -110,22 +137,17 @@ export function policy(route: "openai" | "seed"): MiddlewareHandler<AppEnv> {
     const contentType = c.req.header("content-type") ?? "";
     const bytes = body instanceof Uint8Array ? body : null;
     const client = c.get("client");
-    const budgeted = limitsFor(config.limits, client).tokensPerDay !== null;
-    if (c.req.method === "POST" && MINTS_CREDENTIALS.has(endpoint) && budgeted && !config.policy.namedPaths.has(path)) {
-      throw new ProxyError(
-        403,
-        `${c.req.method} ${c.req.path} mints a key that talks to OpenAI directly, where this proxy cannot see or ` +
-          "limit what it spends, so it is refused while a budget applies; the operator can allow it by naming it in ALLOWED_PATHS",
-        { type: "permission_error", code: "path_not_allowed" },
-      );
+    const budgeted = spendLimited(config, client);
+    if (c.req.method === "POST" && budgeted && billing === "reported" && !config.policy.namedPaths.has(path)) {
+      checkSpendIsSeen(c.req.method, c.req.path, endpoint);
     }
     if (isWebSocketUpgrade(c.req.raw)) {
-      c.set("outgoing", session(endpoint, new URL(c.req.url).searchParams.get("model"), config.policy, client));
+      c.set("outgoing", session(endpoint, new URL(c.req.url).searchParams.getAll("model"), config.policy, client));
       return next();
     }
     let json = c.get("json");
     if (seed) json = checkSeedRequest(contentType, bytes, json);
-    const fields = json !== null ? jsonFields(json) : bytes !== null ? formOf(bytes, contentType) : null;
+    const fields = json !== null ? jsonFields(json) : bytes !== null ? formOf(bytes, contentType, endpoint) : null;
 
     if (fields === null) {
       // A body the rules must read and cannot: refused, rather than sent past them.
@@ -148,24 +170,26 @@ function jsonFields(json: JsonObject): Fields {
     get: (field) => memberValue(json, field),
     duplicates: json.duplicates,
     json,
-    inputTokens: jsonInputTokens(json),
+    input: jsonInputTokens(json),
   };
 }
 
 /** The fields of a multipart form the rules read; null when the body is not a well-formed form. */
-function formOf(bytes: Uint8Array, contentType: string): Fields | null {
+function formOf(bytes: Uint8Array, contentType: string, endpoint: string): Fields | null {
   if (!/^multipart\/form-data/i.test(contentType)) return null;
-  const form = formFields(bytes, contentType, READ_FIELDS);
+  const form = formFields(bytes, contentType, FORM_FIELDS);
   if (form === null) return null;
-  const duplicates = new Set([...form].filter(([, values]) => values.length > 1).map(([name]) => name));
+  const { fields } = form;
+  const duplicates = new Set([...fields].filter(([, values]) => values.length > 1).map(([name]) => name));
   const get = (field: string): unknown => {
-    const value = form.get(field)?.[0];
+    const value = fields.get(field)?.[0];
     if (value === undefined) return undefined;
     if (field === "stream") return value === "true";
     const number = Number(value);
     return /^(n|partial_images)$/.test(field) && value.trim() !== "" && Number.isFinite(number) ? number : value;
   };
-  return { get, duplicates, json: null, inputTokens: uploadInputTokens(bytes.byteLength) };
+  const tokens = uploadInputTokens(endpoint, { bytes: bytes.byteLength, files: form.files });
+  return { get, duplicates, json: null, input: { ceiling: tokens, estimate: tokens } };
 }
 
 function unreadableForm(): ProxyError {
@@ -173,31 +197,83 @@ function unreadableForm(): ProxyError {
 }
 
 /**
- * A WebSocket session (the Realtime API): its model is in the query string; it holds a stream slot
- * while it lasts, and reserves one answer's output at first, more as it spends.
+ * Refuses, while a budget or the spend ceiling applies, a POST that may spend where the proxy
+ * cannot see it: one that mints a key or opens a call that talks to OpenAI directly, or one that is
+ * neither token-billed nor known to be free (`FREE_POSTS`). `ALLOWED_PATHS` naming the path lets it through.
+ *
+ * @throws ProxyError 403 `path_not_allowed`, saying why and what the operator can do.
  */
-function session(endpoint: string, model: string | null, settings: PolicySettings, client: Client): Outgoing {
+function checkSpendIsSeen(method: string, path: string, endpoint: string): void {
+  if (FREE_POSTS.some((free) => free.test(endpoint))) return;
+  const why = MINTS_CREDENTIALS.has(endpoint)
+    ? "mints a key or opens a call that talks to OpenAI directly"
+    : "may spend where this proxy cannot see it (its answer reports no usage)";
+  throw new ProxyError(
+    403,
+    `${method} ${path} ${why}, so this proxy cannot hold it to a budget: it is refused while a budget or a spending ` +
+      "limit applies. The operator can allow it by naming the path in ALLOWED_PATHS.",
+    { type: "permission_error", code: "path_not_allowed" },
+  );
+}
+
+/**
+ * A WebSocket session (the Realtime API): its model is in the query string (once); it holds a stream
+ * slot while it lasts, and reserves one answer's output at first, more as it spends.
+ */
+function session(endpoint: string, models: string[], settings: PolicySettings, client: Client): Outgoing {
+  if (models.length > 1) {
+    throw new ProxyError(400, "the query string names model more than once", {
+      code: "invalid_parameter",
+      param: "model",
+    });
+  }
+  const model = models[0] ?? null;
   if (model !== null) checkModel(settings, client, model);
-  const reservation = { inputTokens: 0, outputTokens: DEFAULT_OUTPUT_RESERVATION };
-  return { endpoint, model, stream: true, body: null, withoutUsageOption: null, billing: "tokens", reservation };
+  else if (settings.allowedModels !== null || client.models !== undefined) {
+    throw new ProxyError(400, "name the session's model (?model=…): this proxy allows only some models", {
+      code: "invalid_parameter",
+      param: "model",
+    });
+  }
+  const reservation = { ...NO_RESERVATION, outputTokens: defaultOutputCap(model) };
+  const billing = "tokens";
+  return {
+    endpoint,
+    model,
+    stream: true,
+    body: null,
+    withoutUsageOption: null,
+    billing,
+    reservation,
+    unseenOutput: false,
+  };
 }
 
 /** An outgoing request whose body the proxy does not read (an upload, or no body): sent as it came. */
 function opaque(endpoint: string, billing: Billing, body: RequestBody, length: string | undefined): Outgoing {
   const bytes = body instanceof Uint8Array ? body.byteLength : Number(length ?? 0) || 0;
-  const inputTokens = billing === "tokens" ? uploadInputTokens(bytes) : 0;
+  const tokens = uploadInputTokens(endpoint, { bytes, files: 1 });
   const reservation =
     billing === "tokens"
-      ? reservationFor(endpoint, { inputTokens, cap: null, fields: {} })
-      : { inputTokens, outputTokens: 0 };
-  return { endpoint, model: null, stream: false, body, withoutUsageOption: null, billing, reservation };
+      ? reservationFor(endpoint, { input: { ceiling: tokens, estimate: tokens }, cap: null, fields: {} })
+      : NO_RESERVATION;
+  return {
+    endpoint,
+    model: null,
+    stream: false,
+    body,
+    withoutUsageOption: null,
+    billing,
+    reservation,
+    unseenOutput: false,
+  };
 }
 
 type PlanContext = {
   endpoint: string;
   billing: Billing;
   seed: boolean;
-  /** A daily token budget applies to the client. */
+  /** A budget or the spend ceiling applies to the client (`spendLimited`). */
   budgeted: boolean;
   policy: PolicySettings;
   client: Client;
@@ -235,7 +311,7 @@ function plan(fields: Fields, context: PlanContext): Outgoing {
     cap = Math.max(cap ?? 0, asked);
   }
   if (cap === null && capsOutput(endpoint) && json !== null) {
-    const proxyCap = settings.maxOutputTokens ?? (context.budgeted ? DEFAULT_OUTPUT_RESERVATION : null);
+    const proxyCap = settings.maxOutputTokens ?? (context.budgeted ? defaultOutputCap(model) : null);
     if (proxyCap !== null) {
       changes[outputField(endpoint, model ?? "")] = proxyCap;
       cap = proxyCap;
@@ -250,22 +326,28 @@ function plan(fields: Fields, context: PlanContext): Outgoing {
     if (!isRecord(options) || options.include_usage !== true) {
       const without = { ...changes };
       changes.stream_options = { ...(isRecord(options) ? options : {}), include_usage: true };
-      withoutUsageOption = () => (Object.keys(without).length === 0 ? json.bytes : bodyOf(withMembers(json, without)));
+      withoutUsageOption = {
+        added: isRecord(options) ? "include_usage" : "stream_options",
+        without: () => (Object.keys(without).length === 0 ? json.bytes : bodyOf(withMembers(json, without))),
+      };
     }
   }
 
   const body = json === null || Object.keys(changes).length === 0 ? context.body : bodyOf(withMembers(json, changes));
   const counted = {
     n: value("n"),
+    best_of: value("best_of"),
+    prompts: endpoint === "/completions" && json !== null ? promptCount(json) : 1,
     quality: value("quality"),
     size: value("size"),
     partial_images: value("partial_images"),
   };
   const reservation =
     billing === "tokens"
-      ? reservationFor(endpoint, { inputTokens: fields.inputTokens, cap, fields: counted })
-      : { inputTokens: 0, outputTokens: 0 };
-  return { endpoint, model, stream, body, withoutUsageOption, billing, reservation };
+      ? reservationFor(endpoint, { input: fields.input, cap, model, fields: counted })
+      : NO_RESERVATION;
+  const unseenOutput = (model !== null && REASONING_MODEL.test(model)) || value("background") === true;
+  return { endpoint, model, stream, body, withoutUsageOption, billing, reservation, unseenOutput };
 }
 
 /** A rewritten body up to this size is sent as one array (one small copy); a larger one as a stream of its pieces. */
@@ -285,6 +367,21 @@ function bodyOf(pieces: readonly Uint8Array[]): RequestBody {
     await writer.close();
   })().catch(() => {});
   return readable;
+}
+
+/**
+ * How many prompts a legacy completions request sends: each element of a list of strings or of
+ * token lists is one; a list of numbers is one tokenized prompt.
+ */
+function promptCount(json: JsonObject): number {
+  const length = arrayLength(json, "prompt");
+  const span = json.members.get("prompt");
+  if (length === null || span === undefined) return 1;
+  let at = span[0] + 1;
+  while (json.bytes[at] === 0x20 || json.bytes[at] === 0x0a || json.bytes[at] === 0x0d || json.bytes[at] === 0x09) at++;
+  const first = json.bytes[at] ?? 0;
+  const tokens = first === 0x2d || (first >= 0x30 && first <= 0x39);
+  return tokens ? 1 : Math.max(1, length);
 }
 
 /** Refuses a path that `ALLOWED_PATHS` leaves out, with 403 `path_not_allowed`. */

@@ -1,9 +1,7 @@
 import type { SeedDefaults } from "../../config";
 import { ProxyError } from "../../errors";
 import { type JsonObject, memberValue } from "../../lib/json-object";
-
-/** Reasoning models (fine-tunes of them too) take `max_completion_tokens`, not `max_tokens`, and no `temperature`. */
-export const REASONING_MODEL = /^(ft:)?(o\d|gpt-5)/;
+import { REASONING_MODEL } from "../../usage/reservation";
 
 const decoder = new TextDecoder();
 

@@ -1,4 +1,6 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { ceilingFor } from "../../limits/ceiling";
 import { call, controllableSse, json, mockUpstream, openaiJson, postJson, text } from "../../testing";
 
 const CHAT = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };
@@ -135,5 +137,76 @@ describe("rateLimit", () => {
     }
     mockUpstream(() => openaiJson({}));
     expect((await call(postJson("/v1/chat/completions", CHAT, client), vars)).response.status).toBe(200);
+  });
+});
+
+describe("dollar budgets and the spend ceiling", () => {
+  // gpt-4o-mini: $0.15 per million input tokens, $0.60 per million output tokens.
+  const USAGE = { prompt_tokens: 1000, completion_tokens: 500, total_tokens: 1500 };
+  const COST = (1000 * 0.15 + 500 * 0.6) / 1e6;
+
+  it("tells the client what is left of its dollar budget on every answer, and refuses once it is spent", async () => {
+    mockUpstream(() => openaiJson({ usage: USAGE }));
+    const client = newClient();
+    // Two requests, and less than a third one's reservation.
+    const vars = { DAILY_BUDGET_USD: String(2 * COST + 0.00005) };
+    const request = () => call(postJson("/v1/chat/completions", { ...CHAT, max_tokens: 100 }, client), vars);
+    const first = await request();
+    expect(first.response.status).toBe(200);
+    expect(first.response.headers.get("x-budget-limit-usd")).toBe(vars.DAILY_BUDGET_USD);
+    expect(first.response.headers.get("x-budget-reset")).toMatch(/^(\d+h)?(\d+m)?[\d.]+s$/);
+    await text(first.response);
+    await first.settled();
+    const second = await request();
+    // What is left: the budget less the first request's real cost and what this one holds reserved
+    // (its input at most, a token a byte, and its 100 output tokens), to the millionth of a dollar.
+    const reserved = (JSON.stringify({ ...CHAT, max_tokens: 100 }).length * 0.15 + 100 * 0.6) / 1e6;
+    const left = Math.floor((2 * COST + 0.00005 - COST - reserved) * 1e6) / 1e6;
+    expect(Number(second.response.headers.get("x-budget-remaining-usd"))).toBeCloseTo(left, 6);
+    await text(second.response);
+    await second.settled();
+    const third = await request();
+    expect(third.response.status).toBe(429);
+    expect(Number(third.response.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(third.response.headers.get("x-budget-remaining-usd")).not.toBeNull();
+    const body = await json<{ error: { code: string; message: string } }>(third.response);
+    expect(body.error.code).toBe("insufficient_quota");
+    expect(body.error.message).toMatch(/daily budget left, and this request may cost up to \$/);
+  });
+
+  it("stops every client together once the proxy's ceiling is reached, naming only that limit", async () => {
+    const upstream = mockUpstream(() => openaiJson({ usage: USAGE }));
+    // gpt-4o reserves about $0.04 for 4 096 output tokens: more than the whole ceiling.
+    const dear = { model: "gpt-4o", messages: [{ role: "user", content: "hi" }], max_tokens: 4096 };
+    const vars = { DAILY_SPEND_LIMIT_USD: "0.01", SPEND_LEASE_SECONDS: "0.2" };
+    for (const client of [newClient(), newClient()]) {
+      const { response } = await call(postJson("/v1/chat/completions", dear, client), vars);
+      expect(response.status).toBe(429);
+      expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
+      const body = await json<{ error: { code: string; message: string } }>(response);
+      expect(body.error).toMatchObject({ code: "insufficient_quota" });
+      expect(body.error.message).toContain("daily spending limit for all its users");
+      expect(body.error.message).not.toMatch(/\$\d/);
+    }
+    expect(upstream).toHaveLength(0);
+  });
+
+  it("settles what a request cost at the ceiling, once its slice comes back", async () => {
+    mockUpstream(() => openaiJson({ usage: USAGE }));
+    const ceiling = ceilingFor(env.SPEND_CEILING);
+    const day = new Date().toISOString().slice(0, 10);
+    const before = await ceiling.stateOf(day);
+    const vars = { DAILY_SPEND_LIMIT_USD: "5", SPEND_LEASE_SECONDS: "0.2" };
+    const { response, settled } = await call(
+      postJson("/v1/chat/completions", { ...CHAT, max_tokens: 100 }, newClient()),
+      vars,
+    );
+    expect(response.status).toBe(200);
+    await text(response);
+    // The request's work ends once the isolate's idle slice has been returned with what it spent.
+    await settled();
+    const after = await ceiling.stateOf(day);
+    expect(after.spentUsd - before.spentUsd).toBeCloseTo(COST, 12);
+    expect(after.lentUsd).toBe(0);
   });
 });

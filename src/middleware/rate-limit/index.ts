@@ -1,9 +1,17 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import type { Client } from "../../client";
+import type { ReadyConfig } from "../../config";
 import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
-// The modules, not the Durable Object's: its class needs cloudflare:workers.
+import { nextUtcDay, retryAfterSeconds } from "../../lib/time";
+import type { Amount } from "../../limits/budget";
+import { ceilingFor } from "../../limits/ceiling";
+import { type CeilingHold, ceilingSlice } from "../../limits/ceiling-lease";
+// The modules, not the Durable Objects': their classes need cloudflare:workers.
 import { limiterFor, limitsFor } from "../../limits/client";
-import { rateLimitHeaders } from "../../limits/headers";
+import { budgetHeaders, rateLimitHeaders } from "../../limits/headers";
+import type { Admission as LimiterAdmission } from "../../limits/rate-limiter";
+import { reservationCostUsd } from "../../usage/spend";
 
 declare module "hono" {
   interface ContextVariableMap {
@@ -12,88 +20,195 @@ declare module "hono" {
   }
 }
 
-/** An admitted request's hold on its client's limits. */
+/** An admitted request's hold on its client's limits and on the spend ceiling. */
 export type Admission = {
   /**
-   * Frees the request's stream slot and settles its token reservation at `tokens`, what it really
-   * spent: one Durable Object call, retried once (it can fail while the object restarts, e.g.
-   * during a deploy), then logged.
+   * Frees the request's stream slot and settles its reservations at `spent`, what it really cost:
+   * one call to the client's Durable Object (retried once: it can fail while the object restarts),
+   * and the ceiling's slice, in memory. Settles once the slice no longer needs the request.
    */
-  finish(tokens: number): Promise<void>;
+  finish(spent: Amount): Promise<void>;
   /**
-   * Reserves `tokens` more of the daily budget for a request that spends as it goes (a Realtime
-   * session); false when they do not fit in what is left. True when no budget applies.
+   * Reserves `more` for a request that spends as it goes (a Realtime session); false when it does
+   * not fit in what is left of a budget or the ceiling. True when none applies.
    */
-  extend(tokens: number): Promise<boolean>;
+  extend(more: Amount): Promise<boolean>;
+  /** Keeps the request's hold on the ceiling alive until `done`: for requests that outlast a slice. */
+  keepAlive(done: Promise<unknown>): Promise<void>;
 };
 
 /**
- * Admits every authenticated request against its client's limits, in the client's Durable Object:
- * one round trip, exact across the whole edge. Counts it against the per-minute limit, takes a
- * concurrent-stream slot for a stream, and reserves what the request may spend from a daily token
- * budget (`outgoing.reservation`), refusing one whose reservation does not fit in what is left.
- * Over a limit: 429 `rate_limit_exceeded` with `Retry-After` and OpenAI's `x-ratelimit-*-requests`
- * headers; over the budget: 429 `insufficient_quota`, saying how much is left. Admitted, it sets
- * `admission`, which the accounting step finishes with what the request really spent, and puts the
- * proxy's `x-ratelimit-*-requests` on successes and on its own errors (upstream's own errors keep
- * upstream's headers alone).
+ * Admits every authenticated request against what may be spent: the proxy's daily spend ceiling
+ * (`DAILY_SPEND_LIMIT_USD`, reserved from this isolate's slice, usually without a round trip), then
+ * its client's limits in the client's Durable Object (one round trip, exact across the whole edge):
+ * the per-minute limit, a concurrent-stream slot for a stream, and what the request may spend at
+ * most (`outgoing.reservation`, in tokens and in dollars) from its daily budgets, refusing one that
+ * does not fit in what is left. Over a limit: 429 `rate_limit_exceeded` with `Retry-After` and
+ * OpenAI's `x-ratelimit-*-requests` headers; over a budget or the ceiling: 429 `insufficient_quota`,
+ * saying which, with `Retry-After` until 00:00 UTC. Admitted, it sets `admission`, which the
+ * accounting step finishes with what the request really spent, and puts on the answer the proxy's
+ * `x-ratelimit-*-requests` (on successes and its own errors: upstream's own errors keep upstream's
+ * alone) and what is left of the client's budgets (`x-budget-*`).
  *
  * @example
  * app.post("/", configured(), clientAuth(), bodyLimit(), policy("seed"), rateLimit(), seedChat);
  */
 export function rateLimit(): MiddlewareHandler<AppEnv> {
   return async function rateLimitMiddleware(c, next) {
+    const config = c.get("config");
     const client = c.get("client");
     const outgoing = c.get("outgoing");
-    const { rpm, maxStreams, tokensPerDay } = limitsFor(c.get("config").limits, client);
-    const stream = outgoing.stream;
-    // 0 means no limit: with nothing to count, the Durable Object is not asked at all.
-    if (rpm === 0 && (maxStreams === 0 || !stream) && tokensPerDay === null) return next();
+    const { rpm, maxStreams, tokensPerDay, usdPerDay } = limitsFor(config.limits, client);
+    const context = { model: outgoing.model, billing: outgoing.billing, reservation: outgoing.reservation };
+    const { inputTokens, outputTokens } = outgoing.reservation;
+    const reserve: Amount = {
+      tokens: outgoing.billing === "tokens" ? inputTokens + outputTokens : 0,
+      usd: reservationCostUsd(context, config.usage),
+    };
+
+    const ceiling = await holdCeiling(c, config, reserve.usd);
+    const budgeted = tokensPerDay !== null || usdPerDay !== null;
+    // 0 means no limit: with nothing to count, the client's Durable Object is not asked at all.
+    if (rpm === 0 && (maxStreams === 0 || !outgoing.stream) && !budgeted) {
+      if (ceiling !== null) c.set("admission", ceilingOnly(c, config, ceiling));
+      return next();
+    }
     const limits = {
       rpm: rpm === 0 ? Number.MAX_SAFE_INTEGER : rpm,
       maxStreams: maxStreams === 0 ? Number.MAX_SAFE_INTEGER : maxStreams,
       tokensPerDay,
+      usdPerDay,
     };
-    const { inputTokens, outputTokens } = outgoing.reservation;
-    const reserve = tokensPerDay === null ? 0 : inputTokens + outputTokens;
     const limiter = limiterFor(c.env.RATE_LIMITER, client.id);
-    const admission = await limiter.acquire(limits, stream, reserve);
-    const headers = rateLimitHeaders(admission);
-    if (!admission.ok && admission.reason === "budget") {
-      const left = admission.tokensLeft ?? 0;
-      throw new ProxyError(
-        429,
-        `${client.name} has ${left} of its ${tokensPerDay} daily tokens left, and this request reserves ${reserve} ` +
-          `(its input and the output it may generate); the budget renews at 00:00 UTC.`,
-        { type: "insufficient_quota", code: "insufficient_quota", headers },
-      );
+    let admission: LimiterAdmission;
+    try {
+      admission = await limiter.acquire(limits, outgoing.stream, reserve);
+    } catch (error) {
+      await ceiling?.settle(0);
+      throw error;
     }
+    const headers = { ...rateLimitHeaders(admission), ...budgetHeaders(admission.budget) };
     if (!admission.ok) {
-      const what =
-        admission.reason === "streams"
-          ? `more than ${maxStreams} concurrent streams`
-          : `more than ${admission.limit} requests per minute`;
-      throw new ProxyError(
-        429,
-        `Rate limit reached for ${client.name}: ${what}. Try again in ${admission.retryAfterSeconds} s.`,
-        { type: "rate_limit_error", code: "rate_limit_exceeded", headers },
-      );
+      c.executionCtx.waitUntil(ceiling?.settle(0) ?? Promise.resolve());
+      throw refusal(client, admission, reserve, headers, maxStreams);
     }
 
     const { slot, reservation } = admission;
-    if (slot !== null || reservation !== null) {
-      c.set("admission", {
-        finish: (tokens) => retryOnce("finish an admitted request", () => limiter.finish(slot, reservation, tokens)),
-        extend: async (tokens) =>
-          reservation === null || tokensPerDay === null ? true : limiter.extend(reservation, tokens, tokensPerDay),
-      });
-    }
+    const holds: CeilingHold[] = ceiling === null ? [] : [ceiling];
+    c.set("admission", {
+      finish: async (spent) => {
+        await Promise.all([
+          slot === null && reservation === null
+            ? undefined
+            : retryOnce("finish an admitted request", () => limiter.finish(slot, reservation, spent)),
+          settleHolds(holds, spent.usd),
+        ]);
+      },
+      extend: async (more) => {
+        if (config.ceiling.dailyLimitUsd !== null) {
+          const extra = await holdCeiling(c, config, more.usd).catch(() => null);
+          if (extra === null) return false;
+          holds.push(extra);
+        }
+        return reservation === null || !budgeted ? true : limiter.extend(reservation, more, limits);
+      },
+      keepAlive: async (done) => {
+        await Promise.all(holds.map((hold) => hold.keepAlive(done)));
+      },
+    });
     await next();
     // One coherent set of rate-limit headers: upstream's own error keeps upstream's; the proxy's
     // own answers, and successes (where the client cares about its own limit), carry the proxy's.
-    if (c.res.status >= 400 && c.error === undefined) return;
-    for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value);
+    const own = c.res.status < 400 || c.error !== undefined;
+    for (const [name, value] of Object.entries(headers)) {
+      if (own || name.startsWith("x-budget-")) c.res.headers.set(name, value);
+    }
   };
+}
+
+/**
+ * Reserves `usd` from the spend ceiling, when one applies; null when none does. A request the
+ * ceiling cannot cover is refused here, for every client alike, saying only that the proxy's limit
+ * was reached (never how much others spent).
+ */
+async function holdCeiling(c: Context<AppEnv>, config: ReadyConfig, usd: number): Promise<CeilingHold | null> {
+  const limitUsd = config.ceiling.dailyLimitUsd;
+  if (limitUsd === null || usd <= 0) return null;
+  const hold = await ceilingSlice.reserve(ceilingFor(c.env.SPEND_CEILING), usd, {
+    limitUsd,
+    leaseMs: config.ceiling.leaseMs,
+  });
+  if (hold !== null) return hold;
+  const now = Date.now();
+  const retry = String(retryAfterSeconds(nextUtcDay(now) - now));
+  throw new ProxyError(
+    429,
+    "This proxy has reached its daily spending limit for all its users; it renews at 00:00 UTC.",
+    { type: "insufficient_quota", code: "insufficient_quota", headers: { "retry-after": retry } },
+  );
+}
+
+/** The admission of a request that only the spend ceiling holds. */
+function ceilingOnly(c: Context<AppEnv>, config: ReadyConfig, hold: CeilingHold): Admission {
+  const holds = [hold];
+  return {
+    finish: (spent) => settleHolds(holds, spent.usd),
+    extend: async (more) => {
+      const extra = await holdCeiling(c, config, more.usd).catch(() => null);
+      if (extra === null) return false;
+      holds.push(extra);
+      return true;
+    },
+    keepAlive: async (done) => {
+      await Promise.all(holds.map((h) => h.keepAlive(done)));
+    },
+  };
+}
+
+/** Settles a request's ceiling holds at what it really spent, charged to the first (the rest settle at 0). */
+async function settleHolds(holds: readonly CeilingHold[], usd: number): Promise<void> {
+  await Promise.all(holds.map((hold, i) => hold.settle(i === 0 ? usd : 0)));
+}
+
+/** The 429 for a refused admission, saying which limit was reached. */
+function refusal(
+  client: Client,
+  admission: Extract<LimiterAdmission, { ok: false }>,
+  reserve: Amount,
+  headers: Record<string, string>,
+  maxStreams: number,
+): ProxyError {
+  const { budget } = admission;
+  if (admission.reason === "tokens" && budget.tokens !== null) {
+    return new ProxyError(
+      429,
+      `${client.name} has ${budget.tokens.remaining} of its ${budget.tokens.limit} daily tokens left, and this request ` +
+        `reserves ${reserve.tokens} (its input and the output it may generate); the budget renews at 00:00 UTC.`,
+      { type: "insufficient_quota", code: "insufficient_quota", headers },
+    );
+  }
+  if (admission.reason === "usd" && budget.usd !== null) {
+    return new ProxyError(
+      429,
+      `${client.name} has $${money(budget.usd.remaining)} of its $${money(budget.usd.limit)} daily budget left, and this ` +
+        `request may cost up to $${money(reserve.usd)}; the budget renews at 00:00 UTC.`,
+      { type: "insufficient_quota", code: "insufficient_quota", headers },
+    );
+  }
+  const what =
+    admission.reason === "streams"
+      ? `more than ${maxStreams} concurrent streams`
+      : `more than ${admission.limit} requests per minute`;
+  return new ProxyError(
+    429,
+    `Rate limit reached for ${client.name}: ${what}. Try again in ${admission.retryAfterSeconds} s.`,
+    { type: "rate_limit_error", code: "rate_limit_exceeded", headers },
+  );
+}
+
+/** Dollars for a message: cents, or more digits for amounts under a cent. */
+function money(usd: number): string {
+  return usd >= 0.01 ? usd.toFixed(2) : usd.toPrecision(2);
 }
 
 /** A Durable Object call, tried twice, then logged. */

@@ -5,12 +5,18 @@
  * proxy uses the real key in `.dev.vars` and OpenAI itself. The page is served from its own origin, as it would
  * be in a real deployment, and the proxy allows exactly that origin.
  *
- * Ports: DEMO_PROXY_PORT (8787), DEMO_PAGE_PORT (8788), DEMO_UPSTREAM_PORT (8790).
+ * Offline, the page gets a session as a static page in production would: an offline stand-in for the Turnstile
+ * widget (always passes, as Turnstile's test site key does), then `POST /session`, checked by a stand-in
+ * siteverify; the page shows what is left of the session's daily budget.
+ *
+ * Ports: DEMO_PROXY_PORT (8787), DEMO_PAGE_PORT (8788), DEMO_UPSTREAM_PORT (8790), DEMO_TURNSTILE_PORT (8791).
  */
+import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { startFakeOpenAI } from "../tools/fake-openai/server";
+import { startFakeTurnstile, TURNSTILE_TEST_KEYS } from "../tools/fake-turnstile/server";
 import { startStaticServer } from "./lib/static-server";
 import { ROOT, startWranglerDev } from "./lib/wrangler-dev";
 
@@ -28,6 +34,7 @@ async function main(): Promise<void> {
   const proxyPort = port("DEMO_PROXY_PORT", 8787);
   const pagePort = port("DEMO_PAGE_PORT", 8788);
   const upstreamPort = port("DEMO_UPSTREAM_PORT", 8790);
+  const turnstilePort = port("DEMO_TURNSTILE_PORT", 8791);
   const real = upstream === "openai";
   if (real && !hasKey()) {
     fail(
@@ -40,7 +47,7 @@ async function main(): Promise<void> {
     ["DEMO_PROXY_PORT", proxyPort],
     ["DEMO_PAGE_PORT", pagePort],
   ];
-  if (!real) ports.push(["DEMO_UPSTREAM_PORT", upstreamPort]);
+  if (!real) ports.push(["DEMO_UPSTREAM_PORT", upstreamPort], ["DEMO_TURNSTILE_PORT", turnstilePort]);
   if (new Set(ports.map(([, value]) => value)).size < ports.length) {
     fail(`The demo needs distinct ports: ${ports.map(([name, value]) => `${name}=${value}`).join(", ")}.`);
   }
@@ -51,6 +58,7 @@ async function main(): Promise<void> {
   console.log(`Starting${real ? "" : " the fake OpenAI upstream,"} the proxy (wrangler dev) and the page server…`);
   const origins = `http://127.0.0.1:${pagePort},http://localhost:${pagePort}`;
   let upstreamLine: string;
+  let pageQuery = "";
   let startProxy: () => ReturnType<typeof startWranglerDev>;
   if (real) {
     upstreamLine = `OpenAI (${devVar("OPENAI_BASE_URL") ?? "https://api.openai.com/v1"}), with the key in .dev.vars`;
@@ -58,10 +66,22 @@ async function main(): Promise<void> {
   } else {
     const fake = await startFakeOpenAI({ port: upstreamPort, chunkGapMs: 40 });
     running.push(() => fake.close());
-    upstreamLine = `the fake OpenAI upstream at ${fake.url} (offline, no key needed)`;
+    const turnstile = await startFakeTurnstile({ port: turnstilePort });
+    running.push(() => turnstile.close());
+    upstreamLine = `the fake OpenAI upstream at ${fake.url} (offline, no key needed)\n  Turnstile  an offline stand-in at ${turnstile.url} (behaves like the test keys)`;
+    pageQuery = `&turnstile=${encodeURIComponent(turnstile.scriptUrl)}`;
     startProxy = () =>
       startWranglerDev(
-        { OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: "sk-demo-not-a-real-key", ALLOWED_ORIGINS: origins },
+        {
+          OPENAI_BASE_URL: fake.url,
+          OPENAI_API_KEY: "sk-demo-not-a-real-key",
+          ALLOWED_ORIGINS: origins,
+          // Sessions for the page, as a static page in production gets them (see the README's "Pages with no backend").
+          TURNSTILE_SECRET_KEY: TURNSTILE_TEST_KEYS.passSecret,
+          TURNSTILE_SITE_KEY: TURNSTILE_TEST_KEYS.passSiteKey,
+          TURNSTILE_SITEVERIFY_URL: turnstile.siteverifyUrl,
+          PROXY_JWT_SECRET: randomBytes(32).toString("base64url"),
+        },
         { port: proxyPort },
       );
   }
@@ -72,7 +92,7 @@ async function main(): Promise<void> {
   if (stopping) return; // Ctrl-C came while starting
 
   console.log(`
-  Chat page  ${page.url}/?proxy=${proxy.url}
+  Chat page  ${page.url}/?proxy=${proxy.url}${pageQuery}
   Proxy      ${proxy.url}  (wrangler dev; allowed origins: ${origins})
   Upstream   ${upstreamLine}
 

@@ -6,6 +6,7 @@ import { startStaticServer } from "../scripts/lib/static-server";
 import { mintToken } from "../scripts/lib/token";
 import { type DevProxy, ROOT, startWranglerDev } from "../scripts/lib/wrangler-dev";
 import { type FakeOpenAI, startFakeOpenAI } from "../tools/fake-openai/server";
+import { type FakeTurnstile, startFakeTurnstile, TURNSTILE_TEST_KEYS } from "../tools/fake-turnstile/server";
 import { browserAvailable, launchChromium, openaiBrowserBundle, RESULTS_DIR } from "./support/browser";
 
 const KEY = "sk-browser-e2e-key-5a4b3c2d1e0f";
@@ -195,6 +196,129 @@ describe.runIf(browserAvailable())("the demo chat page in Chromium", () => {
       await send("No token");
       await page.waitForSelector(".message.error");
       expect(await page.textContent(".message.error .content")).toMatch(/^Not allowed/);
+    });
+  });
+
+  describe("a page with no backend, on Turnstile sessions", () => {
+    const JWT_SECRET = "session-signing-secret-for-the-browser-test";
+    let turnstile: FakeTurnstile;
+    let sessions: DevProxy;
+    let capped: DevProxy;
+    /** What sessions need, on a proxy that allows both test pages. */
+    const sessionVars = () => ({
+      OPENAI_BASE_URL: fake.url,
+      OPENAI_API_KEY: KEY,
+      ALLOWED_ORIGINS: `${allowed.url},${disallowed.url}`,
+      TURNSTILE_SECRET_KEY: TURNSTILE_TEST_KEYS.passSecret,
+      TURNSTILE_SITE_KEY: TURNSTILE_TEST_KEYS.passSiteKey,
+      TURNSTILE_SITEVERIFY_URL: turnstile.siteverifyUrl,
+      PROXY_JWT_SECRET: JWT_SECRET,
+      // A dear gpt-4o-mini ($0.001 a token) and a 50-token cap: a short first message reserves about $0.15
+      // and costs about $0.01; a long second one reserves more than the rest of a $0.20 budget.
+      MODEL_PRICES: '{"gpt-4o-mini": {"input": 1000, "output": 1000}}',
+      MAX_OUTPUT_TOKENS: "50",
+      SESSION_DAILY_USD: "0.20",
+    });
+
+    beforeAll(async () => {
+      turnstile = await startFakeTurnstile();
+      sessions = await startWranglerDev(sessionVars());
+      // The same, with a proxy-wide ceiling below what one message reserves.
+      capped = await startWranglerDev({ ...sessionVars(), SESSION_DAILY_USD: "5", DAILY_SPEND_LIMIT_USD: "0.1" });
+    });
+    afterAll(async () => {
+      await Promise.all([sessions?.stop(), capped?.stop()]);
+      await turnstile?.close();
+      expect(sessions?.output() ?? "").not.toContain(JWT_SECRET);
+    });
+
+    async function openSessionPage(origin: string, proxyUrl: string, on: Page = page): Promise<void> {
+      const query = `proxy=${encodeURIComponent(proxyUrl)}&turnstile=${encodeURIComponent(turnstile.scriptUrl)}`;
+      await on.goto(`${origin}/?${query}`);
+      await on.waitForSelector("body[data-ready='true']");
+    }
+
+    it("gets a session through the widget, streams, and shows the budget left", async () => {
+      await openSessionPage(allowed.url, sessions.url);
+      await send("Hello with a session");
+      await page.waitForSelector(".message.assistant.done");
+      expect(await assistantText()).toBe("Hello! You said: Hello with a session");
+      expect(await page.getAttribute("body", "data-session")).toBe("ready");
+      // One siteverify call, for this page's host, with the token the widget issued.
+      expect(turnstile.calls.at(-1)?.response).toMatch(/^standin\./);
+      const left = Number(await page.getAttribute("#quota", "data-remaining"));
+      expect(left).toBeGreaterThan(0);
+      // What was left when the reply began: this message's reservation held.
+      expect(left).toBeLessThan(0.2);
+      expect(await page.textContent("#quota")).toMatch(/^Budget today: \$0\.\d{4} of \$0\.20 left$/);
+    });
+
+    it("refuses the same Turnstile token a second time", async () => {
+      await openSessionPage(allowed.url, sessions.url);
+      await send("First");
+      await page.waitForSelector(".message.assistant.done");
+      const replay = await page.evaluate(async (proxyUrl) => {
+        const token = (window as unknown as { turnstile: { getResponse(): string } }).turnstile.getResponse();
+        const response = await fetch(`${proxyUrl}/session`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ turnstile: token }),
+        });
+        return { status: response.status, body: await response.json() };
+      }, sessions.url);
+      expect(replay.status).toBe(403);
+      expect(replay.body.error).toMatchObject({
+        code: "turnstile_failed",
+        message: expect.stringContaining("already used"),
+      });
+    });
+
+    it("refuses a session token used from another origin", async () => {
+      await openSessionPage(allowed.url, sessions.url);
+      // The session as the page received it: what a script on the page, or a thief, could take.
+      const minted = page.waitForResponse((response) => response.url() === `${sessions.url}/session`);
+      await send("Mine");
+      const { token } = (await (await minted).json()) as { token: string };
+      await page.waitForSelector(".message.assistant.done");
+      fake.reset();
+      await open(disallowed.url, sessions.url, token);
+      await send("Stolen session");
+      await page.waitForSelector(".message.error");
+      expect(await page.textContent(".message.error .content")).toMatch(/^Not allowed/);
+      expect(fake.requests).toHaveLength(0);
+    });
+
+    it("after its daily budget, shows the 429 readably and the budget as spent", async () => {
+      await openSessionPage(allowed.url, sessions.url);
+      await send("One");
+      await page.waitForSelector(".message.assistant.done");
+      await send(`Two, and a long question: ${"why? ".repeat(30)}`);
+      await page.waitForSelector(".message.error");
+      expect(await page.textContent(".message.error .content")).toMatch(
+        /^Out of budget for today: .* daily budget left, and this request may cost up to \$/,
+      );
+      expect(await page.getAttribute("#quota", "data-spent")).toBe("true");
+      expect(await page.textContent("#quota")).toMatch(/left: not enough for this message \(renews at 00:00 UTC\)$/);
+      expect(fake.requests.filter((r) => r.path.endsWith("/chat/completions"))).toHaveLength(1);
+    });
+
+    it("stops every visitor together once the proxy's spending limit is reached", async () => {
+      fake.reset();
+      const other = await browser.newPage();
+      try {
+        for (const visitor of [page, other]) {
+          await openSessionPage(allowed.url, capped.url, visitor);
+          await visitor.fill("#prompt", "Hello");
+          await visitor.click("#send");
+          await visitor.waitForSelector(".message.error");
+          expect(await visitor.textContent(".message.error .content")).toMatch(
+            /^Out of budget for today: This proxy has reached its daily spending limit for all its users/,
+          );
+        }
+      } finally {
+        await other.close();
+      }
+      expect(fake.requests).toHaveLength(0);
     });
   });
 });

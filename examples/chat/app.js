@@ -5,6 +5,9 @@ const params = new URLSearchParams(location.search);
 const PROXY = (params.get("proxy") || "http://127.0.0.1:8787").replace(/\/+$/, "");
 /** A client token for a proxy that asks for one (`?token=…`), sent as `Authorization: Bearer …`. */
 const TOKEN = params.get("token");
+/** Where the Turnstile widget comes from: Cloudflare's, or a local stand-in (`?turnstile=…`, the offline demo). */
+const TURNSTILE_SCRIPT =
+  params.get("turnstile") || "https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit";
 
 const byId = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const form = byId("composer");
@@ -14,11 +17,121 @@ const send = byId("send");
 const stop = byId("stop");
 const list = byId("messages");
 const status = byId("status");
+const quota = byId("quota");
 
 /** The conversation so far, as sent to the proxy. @type {{ role: "user" | "assistant", content: string }[]} */
 const history = [];
 /** Set while a reply streams. @type {AbortController | null} */
 let streaming = null;
+
+// ---- Sessions: a page with no backend gets a short-lived token once Turnstile says its visitor is a person.
+
+/** On when the proxy mints sessions and the page has no token of its own. @type {{ siteKey: string, action?: string } | null} */
+let sessions = null;
+/** The session token and when it expires (seconds since the epoch). @type {{ token: string, expiresAt: number } | null} */
+let session = null;
+/** The widget's id, and its latest token not yet spent on a session. */
+let widgetId = "";
+/** @type {string | null} */
+let turnstileToken = null;
+/** Wakes whoever waits for the widget's next token. @type {((token: string) => void) | null} */
+let onTurnstileToken = null;
+
+/** Loads the Turnstile script once. */
+function loadTurnstile() {
+  return new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = TURNSTILE_SCRIPT;
+    script.async = true;
+    script.onload = () => resolve(undefined);
+    script.onerror = () => reject(new Error("The Turnstile widget could not be loaded."));
+    document.head.append(script);
+  });
+}
+
+/** Renders the widget: each token it issues waits for the next session (Turnstile tokens are single-use). */
+function renderWidget() {
+  const { turnstile } = /** @type {any} */ (window);
+  widgetId = turnstile.render("#turnstile", {
+    sitekey: sessions?.siteKey,
+    ...(sessions?.action && { action: sessions.action }),
+    callback: (/** @type {string} */ token) => {
+      turnstileToken = token;
+      onTurnstileToken?.(token);
+    },
+    "error-callback": () => setStatus("error", "Human verification failed: reload the page to try again."),
+  });
+}
+
+/** A Turnstile token not yet spent: the widget's latest, or the next one after a reset. @returns {Promise<string>} */
+function nextTurnstileToken() {
+  if (turnstileToken !== null) {
+    const token = turnstileToken;
+    turnstileToken = null;
+    return Promise.resolve(token);
+  }
+  return new Promise((resolve) => {
+    onTurnstileToken = (token) => {
+      onTurnstileToken = null;
+      turnstileToken = null;
+      resolve(token);
+    };
+    /** @type {any} */ (window).turnstile.reset(widgetId);
+  });
+}
+
+/** The credential to send: the page's own token, or a session (minted now when there is none, or it expired). */
+async function credential() {
+  if (TOKEN) return TOKEN;
+  if (sessions === null) return null;
+  if (session !== null && session.expiresAt - 30 > Date.now() / 1000) return session.token;
+  setStatus("streaming", "Verifying you are human…");
+  const response = await fetch(`${PROXY}/session`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ turnstile: await nextTurnstileToken() }),
+  });
+  if (!response.ok) throw new Error(await describeFailure(response));
+  const minted = await response.json();
+  session = { token: minted.token, expiresAt: minted.expires_at };
+  document.body.dataset.session = "ready";
+  await showQuotaFromMe(session.token);
+  return session.token;
+}
+
+/** Shows what is left of the daily budget, from the `x-budget-*` headers of any answer. @param {Headers} headers */
+function showQuota(headers) {
+  const limit = headers.get("x-budget-limit-usd");
+  const left = headers.get("x-budget-remaining-usd");
+  if (limit === null || left === null) return;
+  quota.hidden = false;
+  quota.dataset.spent = "false";
+  quota.dataset.remaining = left;
+  quota.textContent = `Budget today: $${Number(left).toFixed(4)} of $${Number(limit).toFixed(2)} left`;
+}
+
+/** Shows the quota before anything is sent, from `GET /me`. @param {string} token */
+async function showQuotaFromMe(token) {
+  const response = await fetch(`${PROXY}/me`, { headers: { Authorization: `Bearer ${token}` } }).catch(() => null);
+  if (!response?.ok) return;
+  const me = await response.json();
+  if (me.limits?.usd_per_day == null || me.remaining?.usd_today == null) return;
+  quota.hidden = false;
+  quota.dataset.remaining = String(me.remaining.usd_today);
+  quota.textContent = `Budget today: $${Number(me.remaining.usd_today).toFixed(4)} of $${Number(me.limits.usd_per_day).toFixed(2)} left`;
+}
+
+/** Sets up sessions when the proxy offers them and the page has no token: the widget, then a session on first send. */
+async function setUpSessions() {
+  if (TOKEN) return;
+  const health = await fetch(`${PROXY}/health`)
+    .then((r) => r.json())
+    .catch(() => null);
+  if (!health?.modes?.includes("sessions") || !health.turnstile?.site_key) return;
+  sessions = { siteKey: health.turnstile.site_key, action: health.turnstile.action };
+  await loadTurnstile();
+  renderWidget();
+}
 
 /** @param {"idle" | "streaming" | "done" | "stopped" | "error"} state @param {string} text */
 function setStatus(state, text) {
@@ -56,12 +169,26 @@ async function describeFailure(response) {
   const body = parseJson(text);
   const code = response.status;
   const message = errorMessage(body) ?? (text.trim().slice(0, 200) || response.statusText || "no details");
+  // OpenAI's shape names the code in `error.code`; the original shape of `POST /` beside `error`.
+  const errorCode = typeof body?.error === "object" ? body?.error?.code : body?.code;
+  if (code === 429 && errorCode === "insufficient_quota") {
+    // A daily budget or the proxy's spending limit: it renews at 00:00 UTC.
+    showQuota(response.headers);
+    if (!quota.hidden && quota.dataset.spent !== "true") {
+      quota.dataset.spent = "true";
+      quota.textContent += ": not enough for this message (renews at 00:00 UTC)";
+    }
+    return `Out of budget for today: ${message}`;
+  }
   if (code === 429) {
     const after = response.headers.get("retry-after")?.trim();
     return `Rate limited: too many requests.${after && /^\d+$/.test(after) ? ` Try again in ${after} s.` : ""}`;
   }
+  if (errorCode === "turnstile_failed" || errorCode === "turnstile_unavailable") {
+    return `Human verification failed: ${message}`;
+  }
   if (code === 401 || code === 403) return `Not allowed: ${message}`;
-  if (body?.error?.code === "proxy_not_configured" || message.startsWith("proxy is not configured")) {
+  if (errorCode === "proxy_not_configured" || message.startsWith("proxy is not configured")) {
     return `The proxy is misconfigured: ${message.replace(/^proxy is not configured: /, "")}`;
   }
   if (code === 502) return `The AI service is unreachable (502): ${message}`;
@@ -92,13 +219,16 @@ async function ask(/** @type {string} */ text) {
   let received = "";
   let response;
   try {
-    const headers = { "Content-Type": "application/json", ...(TOKEN && { Authorization: `Bearer ${TOKEN}` }) };
+    const token = await credential();
+    setStatus("streaming", "Replying…");
+    const headers = { "Content-Type": "application/json", ...(token && { Authorization: `Bearer ${token}` }) };
     const body = JSON.stringify({ model: model.value, messages: history, stream: true });
     response = await fetch(`${PROXY}/`, { method: "POST", headers, body, signal: controller.signal }).catch((error) => {
       if (!(error instanceof TypeError)) throw error; // an abort
       const why = "the network failed or this page's origin is not allowed (CORS)"; // the browser doesn't say which
       throw new Error(`Could not reach the proxy at ${PROXY}: ${why}.`);
     });
+    showQuota(response.headers);
     if (!response.ok || !response.body) throw new Error(await describeFailure(response));
     for await (const event of readEvents(response.body)) {
       const delta = event.choices?.[0]?.delta?.content;
@@ -155,4 +285,8 @@ stop.addEventListener("click", () => streaming?.abort());
 byId("proxy-url").textContent = PROXY;
 setStatus("idle", "Ready");
 setBusy(false);
-document.body.dataset.ready = "true";
+setUpSessions()
+  .catch((error) => setStatus("error", error instanceof Error ? error.message : String(error)))
+  .finally(() => {
+    document.body.dataset.ready = "true";
+  });

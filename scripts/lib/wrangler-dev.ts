@@ -56,7 +56,7 @@ export async function startWranglerDev(
   // `--env-file` replaces `.dev.vars`; with `withDevVars` the developer's own file comes first and `vars` override it.
   const devVars = join(ROOT, ".dev.vars");
   const base = options.withDevVars && existsSync(devVars) ? `${readFileSync(devVars, "utf8")}\n` : "";
-  const lines = Object.entries(vars).map(([name, value]) => `${name}=${JSON.stringify(value)}\n`);
+  const lines = Object.entries(vars).map(([name, value]) => `${name}=${dotenvValue(name, value)}\n`);
   writeFileSync(envFile, base + lines.join(""));
   const args = [
     join(ROOT, "node_modules/wrangler/bin/wrangler.js"),
@@ -169,4 +169,17 @@ function stopProcess(child: ChildProcess): Promise<void> {
     });
     kill("SIGTERM");
   });
+}
+
+/**
+ * A value as a dotenv line carries it unchanged: in single quotes (taken literally, so JSON keeps its double
+ * quotes), or in double quotes when it holds a single quote.
+ *
+ * @throws Error for a value no dotenv quoting carries (a newline, or both kinds of quote).
+ */
+function dotenvValue(name: string, value: string): string {
+  if (/[\r\n]/.test(value) || (value.includes("'") && value.includes('"'))) {
+    throw new Error(`${name}: a .dev.vars value cannot hold a newline or both kinds of quote`);
+  }
+  return value.includes("'") ? `"${value}"` : `'${value}'`;
 }

@@ -29,6 +29,7 @@ export type ErrorCode =
   // Policy
   | "path_not_allowed"
   | "model_not_allowed"
+  | "tool_not_allowed"
   | "max_tokens_over_cap"
   // Limits and budgets
   | "rate_limit_exceeded"

@@ -312,7 +312,7 @@ describe.runIf(browserAvailable())("the demo chat page in Chromium", () => {
           await visitor.click("#send");
           await visitor.waitForSelector(".message.error");
           expect(await visitor.textContent(".message.error .content")).toMatch(
-            /^Out of budget for today: This proxy has reached its daily spending limit for all its users/,
+            /^Out of budget for today: .*daily spending limit for all its users/,
           );
         }
       } finally {

@@ -44,6 +44,8 @@ export type PolicySettings = {
   namedPaths: ReadonlySet<string>;
   /** `MAX_OUTPUT_TOKENS`; null sets no cap. */
   maxOutputTokens: number | null;
+  /** `ALLOWED_HOSTED_TOOLS`: hosted tools (billed per call, outside `usage`) allowed while spending is limited. */
+  allowedHostedTools: ReadonlySet<string>;
 };
 
 /** Per-client limits, before a key's or a token's own overrides. */
@@ -306,6 +308,12 @@ export function parseConfig(env: Env): Config {
           .filter((entry) => entry !== "" && !entry.includes("*")),
       ),
       maxOutputTokens: optionalPositive("MAX_OUTPUT_TOKENS"),
+      allowedHostedTools: new Set(
+        (optional("ALLOWED_HOSTED_TOOLS") ?? "")
+          .split(",")
+          .map((entry) => entry.trim())
+          .filter((entry) => entry !== ""),
+      ),
     },
     limits: {
       rpm: number("RATE_LIMIT_RPM", wholeNumber, "a whole number (0 for no limit)"),

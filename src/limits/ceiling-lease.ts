@@ -40,8 +40,9 @@ export class CeilingSlice {
   /** What the ceiling holds for this slice: never less than what this isolate has reserved or spent of it. */
   #grantedUsd = 0;
   #expiresAt = 0;
-  /** Reservations of requests in flight. */
+  /** Reservations of requests in flight, and how many there are (a float sum never quite returns to 0). */
   #inFlightUsd = 0;
+  #holds = 0;
   /** What settled requests spent, not yet reported to the ceiling. */
   #unreportedUsd = 0;
   #renewing = false;
@@ -63,9 +64,10 @@ export class CeilingSlice {
 
     this.#renewing = true;
     const day = utcDay(now);
-    const reported = this.#day === day ? this.#unreportedUsd : 0;
-    const carried = this.#day === day ? this.#inFlightUsd : 0;
-    this.#unreportedUsd -= reported;
+    // Everything settled so far is reported with the slice it was spent from (the ceiling books it
+    // on that slice's day); requests still in flight, even from before midnight, stay covered.
+    const reported = this.#report();
+    const carried = this.#inFlightUsd;
     let renewed: Renewed;
     try {
       renewed = await ceiling.renew(
@@ -80,15 +82,10 @@ export class CeilingSlice {
         options.leaseMs,
       );
     } catch (error) {
-      this.#unreportedUsd += reported;
+      this.#unreport(reported);
       throw error;
     } finally {
       this.#renewing = false;
-    }
-    if (this.#day !== renewed.day) {
-      // A new day: what was in flight belongs to yesterday's slice, which the ceiling has closed.
-      this.#inFlightUsd = 0;
-      this.#unreportedUsd = 0;
     }
     this.#lease = renewed.lease;
     this.#day = renewed.day;
@@ -118,17 +115,35 @@ export class CeilingSlice {
     return this.#grantedUsd - this.#inFlightUsd - this.#unreportedUsd;
   }
 
+  /**
+   * Takes what settled requests spent out of the slice, to report it: out of what is unreported and
+   * out of the grant together, so that while the report is on its way the money is not available
+   * twice (the ceiling moves it from the slice to the day's spending).
+   */
+  #report(): number {
+    const reported = this.#unreportedUsd;
+    this.#unreportedUsd = 0;
+    this.#grantedUsd = Math.max(0, this.#grantedUsd - reported);
+    return reported;
+  }
+
+  /** Puts back a report that did not reach the ceiling. */
+  #unreport(reported: number): void {
+    this.#unreportedUsd += reported;
+    this.#grantedUsd += reported;
+  }
+
   #take(ceiling: Ceiling, usd: number, options: CeilingOptions): CeilingHold {
     this.#inFlightUsd += usd;
-    const day = this.#day;
+    this.#holds++;
     let settled = false;
     return {
       usd,
       settle: async (actualUsd) => {
         if (settled) return;
         settled = true;
-        if (this.#day !== day) return; // yesterday's slice is closed
-        this.#inFlightUsd = Math.max(0, this.#inFlightUsd - usd);
+        this.#holds--;
+        this.#inFlightUsd = this.#holds === 0 ? 0 : Math.max(0, this.#inFlightUsd - usd);
         this.#unreportedUsd += Math.max(0, actualUsd);
         await this.#returnWhenIdle(ceiling, options);
       },
@@ -141,12 +156,11 @@ export class CeilingSlice {
     const uses = this.#uses;
     const wait = this.#expiresAt - Date.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    if (this.#uses !== uses || this.#inFlightUsd > 0 || this.#renewing || this.#returning || this.#lease === null) {
+    if (this.#uses !== uses || this.#holds > 0 || this.#renewing || this.#returning || this.#lease === null) {
       return;
     }
     this.#returning = true;
-    const reported = this.#unreportedUsd;
-    this.#unreportedUsd = 0;
+    const reported = this.#report();
     try {
       await ceiling.renew(
         { lease: this.#lease, day: this.#day, spentUsd: reported, wantUsd: 0, needUsd: 0 },
@@ -156,7 +170,7 @@ export class CeilingSlice {
       this.#lease = null;
       this.#grantedUsd = 0;
     } catch {
-      this.#unreportedUsd += reported;
+      this.#unreport(reported);
     } finally {
       this.#returning = false;
     }
@@ -167,15 +181,16 @@ export class CeilingSlice {
     const request = settledFlag(done);
     while (!request.over) {
       await sleepUnless(done, Math.max(0, this.#expiresAt - Date.now() - 2 * EXPIRY_MARGIN_MS));
-      if (request.over || this.#lease === null) continue;
+      // No slice to keep (returned, or closed at midnight): the next request takes a new one.
+      if (this.#lease === null) return;
+      if (request.over) continue;
       if (this.#renewing || this.#returning || this.#expiresAt - Date.now() > 2 * EXPIRY_MARGIN_MS) {
         // Another request is renewing it (or it was renewed): look again a little later.
         await new Promise((resolve) => setTimeout(resolve, EXPIRY_MARGIN_MS / 4));
         continue;
       }
       this.#renewing = true;
-      const reported = this.#unreportedUsd;
-      this.#unreportedUsd = 0;
+      const reported = this.#report();
       try {
         const renewed = await ceiling.renew(
           {
@@ -191,7 +206,7 @@ export class CeilingSlice {
         this.#grantedUsd = renewed.grantedUsd;
         this.#expiresAt = renewed.expiresAt;
       } catch {
-        this.#unreportedUsd += reported;
+        this.#unreport(reported);
         return;
       } finally {
         this.#renewing = false;

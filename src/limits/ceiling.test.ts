@@ -136,4 +136,38 @@ describe("CeilingSlice", () => {
     await big?.settle(0.01);
     expect(await b.reserve(ceiling, 0.05, options)).not.toBeNull();
   });
+
+  it("leaves a refused request's isolate holding no more than it did: others can still spend", async () => {
+    const ceiling = freshCeiling();
+    const options = { limitUsd: 10, leaseMs: 300 };
+    const greedy = new CeilingSlice();
+    expect(await greedy.reserve(ceiling, 10_000, options)).toBeNull();
+    expect(await ceiling.stateOf(today())).toMatchObject({ lentUsd: 0 });
+    expect(await new CeilingSlice().reserve(ceiling, 5, options)).not.toBeNull();
+  });
+
+  it("returns an idle slice whatever its reservations summed to in floating point", async () => {
+    const ceiling = freshCeiling();
+    const options = { limitUsd: 10, leaseMs: 300 };
+    const slice = new CeilingSlice();
+    // 0.1 + 0.2 - 0.1 - 0.2 is not 0 in floating point.
+    const holds = [await slice.reserve(ceiling, 0.1, options), await slice.reserve(ceiling, 0.2, options)];
+    await Promise.all(holds.map((hold) => hold?.settle(0.05)));
+    expect(await ceiling.stateOf(today())).toEqual({ spentUsd: 0.1, lentUsd: 0, leases: 0 });
+  });
+
+  it("never lends out twice what a renewal reports as spent while it is on its way", async () => {
+    const ceiling = freshCeiling();
+    const options = { limitUsd: 1, leaseMs: 3000 };
+    const slice = new CeilingSlice();
+    const first = await slice.reserve(ceiling, 0.05, options); // a slice of 0.05 + 0.10
+    expect(await new CeilingSlice().reserve(ceiling, 0.8, options)).not.toBeNull(); // the rest, elsewhere
+    void first?.settle(0.14); // spent 0.14 of the slice: 0.01 left in it
+    // One request renews; another arrives meanwhile and must not take the 0.14 being reported.
+    const [a, b] = await Promise.all([slice.reserve(ceiling, 0.05, options), slice.reserve(ceiling, 0.14, options)]);
+    const state = await ceiling.stateOf(today());
+    const admitted = (a === null ? 0 : 0.05) + (b === null ? 0 : 0.14);
+    expect(state.spentUsd + state.lentUsd).toBeLessThanOrEqual(1 + 1e-9);
+    expect(0.14 + admitted).toBeLessThanOrEqual(1 - 0.8 + 1e-9);
+  });
 });

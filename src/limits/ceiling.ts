@@ -55,7 +55,8 @@ export class SpendCeiling extends DurableObject<Env> {
    * then sets its slice to `wantUsd`, or to as much of it as the ceiling `limitUsd` leaves, but
    * never below what it held less what it just reported: an isolate may be spending what it was
    * granted while this call is on its way. `wantUsd` 0 returns the slice. `ok` is false when the
-   * slice does not cover `needUsd` (the ceiling is reached): the isolate then refuses the request.
+   * slice could not cover `needUsd` (the ceiling is reached): the slice then stays as it was, less
+   * what was reported, and the isolate refuses the request.
    */
   renew(renewal: Renewal, limitUsd: number, ttlMs: number): Renewed {
     const now = Date.now();
@@ -68,9 +69,12 @@ export class SpendCeiling extends DurableObject<Env> {
     if (held !== null && held.day !== day) this.#sql.exec("DELETE FROM leases WHERE id = ?", held.id);
     const floor = held !== null && held.day === day ? Math.max(0, held.granted - spent) : 0;
     const free = Math.max(0, limitUsd - this.#lent(day, lease) - this.#spent(day));
-    // A return (wantUsd 0) comes from an isolate that spends nothing of its slice meanwhile.
-    const granted = renewal.wantUsd <= 0 ? 0 : Math.max(floor, Math.min(renewal.wantUsd, free));
-    const ok = granted + EPSILON >= renewal.needUsd;
+    // A return (wantUsd 0) comes from an isolate that spends nothing of its slice meanwhile. A
+    // renewal the ceiling cannot cover takes nothing more than the isolate already holds: a refused
+    // request must not leave its isolate holding what other isolates need.
+    const offered = Math.min(renewal.wantUsd, free);
+    const ok = Math.max(floor, offered) + EPSILON >= renewal.needUsd;
+    const granted = renewal.wantUsd <= 0 ? 0 : ok ? Math.max(floor, offered) : floor;
     if (granted <= EPSILON) {
       this.#sql.exec("DELETE FROM leases WHERE id = ?", lease);
       return { lease, day, grantedUsd: 0, expiresAt: now, ok };

@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { Client } from "../client";
-import type { AppEnv } from "../env";
+import type { AppEnv, Env } from "../env";
 import { nextUtcDay, utcDay } from "../lib/time";
 import { ceilingFor } from "../limits/ceiling";
 import { limiterFor, limitsFor } from "../limits/client";
@@ -45,12 +45,7 @@ export async function me(c: Context<AppEnv>): Promise<Response> {
     ? await limiterFor(c.env.RATE_LIMITER, client.id).peek({ ...limits, rpm: rpm ?? Number.MAX_SAFE_INTEGER })
     : null;
   const ceilingUsd = config.ceiling.dailyLimitUsd;
-  let reached: boolean | null = null;
-  if (ceilingUsd !== null) {
-    const day = await ceilingFor(c.env.SPEND_CEILING).stateOf(utcDay(Date.now()));
-    // Nothing left to lend: spent, or held by isolates for requests in flight.
-    reached = day.spentUsd + day.lentUsd >= ceilingUsd - 1e-9;
-  }
+  const reached = ceilingUsd === null ? null : await ceilingReached(c.env.SPEND_CEILING, ceilingUsd);
   const now = Date.now();
   const body: Me = {
     kind: kindOf(client),
@@ -78,4 +73,25 @@ export async function me(c: Context<AppEnv>): Promise<Response> {
 
 function kindOf(client: Client): Me["kind"] {
   return client.kind === "token" && client.name.startsWith("session:") ? "session" : client.kind;
+}
+
+/** How long an isolate reuses what the ceiling said, so that `GET /me` never makes the one ceiling object hot. */
+const CEILING_STATE_TTL_MS = 5_000;
+let ceilingSeen: { at: number; day: string; limitUsd: number; reached: boolean } | null = null;
+
+/**
+ * Whether the spend ceiling has nothing left to lend (spent, or held by isolates for requests in
+ * flight), asked of its Durable Object at most once per `CEILING_STATE_TTL_MS` per isolate.
+ */
+async function ceilingReached(namespace: Env["SPEND_CEILING"], limitUsd: number): Promise<boolean> {
+  const now = Date.now();
+  const day = utcDay(now);
+  const seen = ceilingSeen;
+  if (seen !== null && seen.day === day && seen.limitUsd === limitUsd && now - seen.at < CEILING_STATE_TTL_MS) {
+    return seen.reached;
+  }
+  const state = await ceilingFor(namespace).stateOf(day);
+  const reached = state.spentUsd + state.lentUsd >= limitUsd - 1e-9;
+  ceilingSeen = { at: now, day, limitUsd, reached };
+  return reached;
 }

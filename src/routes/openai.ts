@@ -59,7 +59,7 @@ function budgetKeeper(c: Context<AppEnv>, reserved: number): (total: Usage) => P
     if (admission === undefined) return true;
     const needed = total.promptTokens + total.completionTokens + defaultOutputCap(model) - held;
     if (needed <= 0) return true;
-    // Priced as output, the dearer kind: the next answer may be all audio.
+    // Priced as output at its dearest rate (see reservationCostUsd): the next answer may be all audio.
     const reservation = { ...NO_RESERVATION, outputTokens: needed };
     const usd = reservationCostUsd({ model, billing: "tokens", reservation }, c.get("config").usage);
     if (!(await admission.extend({ tokens: needed, usd }))) return false;

@@ -156,5 +156,9 @@ describe("uploadInputTokens and billingOf", () => {
     expect(billingOf("POST", "/batches")).toBe("reported");
     expect(billingOf("GET", "/responses/resp_1")).toBe("free");
     expect(billingOf("DELETE", "/files/file-1")).toBe("free");
+    // Free POSTs whose answers repeat a usage already billed: not charged again.
+    expect(billingOf("POST", "/chat/completions/chatcmpl-1")).toBe("free");
+    expect(billingOf("POST", "/responses/resp_1/cancel")).toBe("free");
+    expect(billingOf("POST", "/files")).toBe("free");
   });
 });

@@ -117,15 +117,35 @@ export const AUDIO_INPUT_MAX_TOKENS = 60_000;
 export const OUTPUT_FIELDS = ["max_tokens", "max_completion_tokens", "max_output_tokens"] as const;
 
 /**
- * How a request to `endpoint` (below `/v1`) can be billed: reads and deletes are free, POSTs to
- * the token-billed endpoints bill `tokens`, and any other POST costs what its answer `reported`.
+ * POSTs that bill nothing: uploads and storage (files, uploads, vector stores), moderation,
+ * conversations, counting input tokens, cancelling a response, updating a stored completion. Their
+ * answers may repeat a usage already billed (a cancelled response, an updated completion): it is not
+ * charged again. Any other POST that is not a token-billed endpoint may spend where the proxy cannot
+ * see it (batches, fine-tuning, assistants runs, evals, containers, videos, and paths added later).
+ */
+const FREE_POSTS = [
+  /^\/files$/,
+  /^\/uploads(\/.*)?$/,
+  /^\/vector_stores(\/.*)?$/,
+  /^\/moderations$/,
+  /^\/conversations(\/.*)?$/,
+  /^\/responses\/input_tokens$/,
+  /^\/responses\/[^/]+\/cancel$/,
+  /^\/chat\/completions\/[^/]+$/,
+];
+
+/**
+ * How a request to `endpoint` (below `/v1`) can be billed: reads, deletes and the POSTs that bill
+ * nothing (`FREE_POSTS`) are free, POSTs to the token-billed endpoints bill `tokens`, and any other
+ * POST costs what its answer `reported`.
  *
  * @example
  * billingOf("POST", "/chat/completions"); // "tokens"
  * billingOf("GET", "/responses/resp_123"); // "free"
+ * billingOf("POST", "/responses/resp_123/cancel"); // "free"
  */
 export function billingOf(method: string, endpoint: string): Billing {
-  if (method !== "POST") return "free";
+  if (method !== "POST" || FREE_POSTS.some((free) => free.test(endpoint))) return "free";
   return TOKEN_ENDPOINTS.has(endpoint) ? "tokens" : "reported";
 }
 

@@ -50,6 +50,11 @@ describe("spendOf", () => {
     }
   });
 
+  it("charges a stream the client left its input at most: it cannot pay less by leaving early", () => {
+    const spend = spendOf(ended("cancelled", { stream: true, outputEvents: 1 }), CHAT, pricing);
+    expect(spend).toMatchObject({ basis: "estimate", tokens: 401, incomplete: true });
+  });
+
   it("charges a cut stream without usage the estimate: its likely input and an output token an event", () => {
     const spend = spendOf(ended("cut", { stream: true, outputEvents: 7 }), CHAT, pricing);
     expect(spend).toMatchObject({ basis: "estimate", tokens: 107, incomplete: true });
@@ -86,9 +91,23 @@ describe("spendOf", () => {
 describe("reservationCostUsd", () => {
   it("prices a token-billed reservation at the model's price, or the fallback, and others at 0", () => {
     expect(reservationCostUsd(CHAT, pricing)).toBe(costUsd(mini ?? TABLE_FALLBACK_PRICE, plainUsage(400, 4096)));
+    const fallback = TABLE_FALLBACK_PRICE;
     expect(reservationCostUsd({ ...CHAT, model: "unknown" }, pricing)).toBe(
-      costUsd(TABLE_FALLBACK_PRICE, plainUsage(400, 4096)),
+      (400 * Math.max(fallback.input, fallback.audioInput, fallback.imageInput) +
+        4096 * Math.max(fallback.output, fallback.audioOutput, fallback.imageOutput)) /
+        1e6,
     );
     expect(reservationCostUsd({ ...CHAT, billing: "reported" }, pricing)).toBe(0);
+  });
+
+  it("reserves a model that bills audio dearer than text at its audio rates: a request may be all audio", () => {
+    // gpt-4o-audio-preview: text $2.50 / $10, audio $40 / $80 per million.
+    const audio = { ...CHAT, model: "gpt-4o-audio-preview" };
+    expect(reservationCostUsd(audio, pricing)).toBeCloseTo((400 * 40 + 4096 * 80) / 1e6, 12);
+    // A cut stream's estimate is priced the same safe way; a reported usage at what it reports.
+    const cut = spendOf(ended("cut", { stream: true, outputEvents: 10 }), audio, pricing);
+    expect(cut.costUsd).toBeCloseTo((100 * 40 + 10 * 80) / 1e6, 12);
+    const reported = spendOf(ended("complete", { usage: plainUsage(100, 10) }), audio, pricing);
+    expect(reported.costUsd).toBeCloseTo((100 * 2.5 + 10 * 10) / 1e6, 12);
   });
 });

@@ -99,8 +99,10 @@ export function priceOf(model: string | null, pricing: Pricing): { price: Price;
 }
 
 /**
- * What a reservation may cost at most, in US dollars: its input and output tokens at the model's
- * price (or the fallback price). What dollar budgets and the spend ceiling reserve.
+ * What a reservation may cost at most, in US dollars: its input tokens at the model's dearest input
+ * rate and its output tokens at its dearest output rate (text, audio or image: a request may turn
+ * out to be all audio), at the model's price or the fallback price. What dollar budgets and the
+ * spend ceiling reserve.
  *
  * @example
  * reservationCostUsd({ model: "gpt-4o-mini", billing: "tokens", reservation: { inputTokens: 1000, outputTokens: 4096 } }, pricing);
@@ -108,7 +110,14 @@ export function priceOf(model: string | null, pricing: Pricing): { price: Price;
 export function reservationCostUsd(context: SpendContext, pricing: Pricing): number {
   if (context.billing !== "tokens") return 0;
   const { inputTokens, outputTokens } = context.reservation;
-  return costUsd(priceOf(context.model, pricing).price, plainUsage(inputTokens, outputTokens));
+  return dearestCostUsd(priceOf(context.model, pricing).price, plainUsage(inputTokens, outputTokens));
+}
+
+/** `usage` with each input token at the price's dearest input rate and each output token at its dearest output rate. */
+function dearestCostUsd(price: Price, usage: Usage): number {
+  const input = Math.max(price.input, price.cachedInput, price.audioInput, price.imageInput);
+  const output = Math.max(price.output, price.audioOutput, price.imageOutput);
+  return (usage.promptTokens * input + usage.completionTokens * output) / 1_000_000;
 }
 
 /**
@@ -139,10 +148,12 @@ export type SpendContext = {
  * - upstream's reported usage whenever there is one, on any path;
  * - nothing for an answer without usage from a POST that bills no tokens (files, batches…);
  * - for a token-billed stream without usage (cut, stalled, cancelled, or an upstream that never
- *   reports it): the estimate, marked incomplete; the reservation when upstream may have billed
- *   output the stream did not show (`unseenOutput`);
+ *   reports it): the estimate, marked incomplete: its likely input (its input at most when the client
+ *   left) and a token per output event; the reservation when upstream may have billed output the
+ *   stream did not show (`unseenOutput`);
  * - the reservation in full, marked incomplete, when upstream received a token-billed request and
  *   nothing can be known: no answer in time, the client gone before the answer, an answer without usage.
+ * Incomplete figures are priced at each kind's dearest rate (text, audio, image), as reservations are.
  *
  * @example
  * spendOf(NOT_SENT, { model: "gpt-4o", billing: "tokens", reservation: { inputTokens: 10, outputTokens: 4000 } }, pricing).tokens; // 0
@@ -155,20 +166,25 @@ export function spendOf(outcome: Outcome, context: SpendContext, pricing: Pricin
   if (outcome.usage !== null) return spend("reported", outcome.usage, context, pricing);
   if (billing === "reported") return nothing();
   if (outcome.stream && context.unseenOutput !== true) {
-    return spend("estimate", plainUsage(reservation.inputEstimate, outcome.outputEvents), context, pricing);
+    // Upstream billed the whole input. A stream the client left is charged its input at most: the
+    // client chose to leave before the usage, and its input's tokens cannot be counted here.
+    const input = outcome.ending === "cancelled" ? reservation.inputTokens : reservation.inputEstimate;
+    return spend("estimate", plainUsage(input, outcome.outputEvents), context, pricing);
   }
   return spend("reservation", plainUsage(reservation.inputTokens, reservation.outputTokens), context, pricing);
 }
 
 function spend(basis: Spend["basis"], usage: Usage, context: SpendContext, pricing: Pricing): Spend {
   const { price, estimated } = priceOf(context.model, pricing);
+  const incomplete = basis === "estimate" || basis === "reservation";
   const tokens = usage.promptTokens + usage.completionTokens;
   return {
     basis,
     usage,
     tokens,
-    costUsd: basis === "none" ? 0 : costUsd(price, usage),
+    // Figures that are not upstream's are priced on the safe side: each token at its kind's dearest rate.
+    costUsd: basis === "none" ? 0 : incomplete ? dearestCostUsd(price, usage) : costUsd(price, usage),
     costEstimated: basis !== "none" && estimated,
-    incomplete: basis === "estimate" || basis === "reservation",
+    incomplete,
   };
 }

@@ -97,6 +97,47 @@ describe("POSTs whose spend the proxy cannot see, while spending is limited", ()
   });
 });
 
+describe("hosted tools billed per call, while spending is limited", () => {
+  it.each([
+    [
+      "a web search tool",
+      { model: "gpt-4.1", input: "news?", tools: [{ type: "web_search_preview" }] },
+      "/v1/responses",
+    ],
+    [
+      "a code interpreter",
+      { model: "gpt-4.1", input: "x", tools: [{ type: "code_interpreter", container: { type: "auto" } }] },
+      "/v1/responses",
+    ],
+    ["a search model", { model: "gpt-4o-search-preview", messages: [] }, "/v1/chat/completions"],
+    ["web_search_options", { model: "gpt-4o-mini", messages: [], web_search_options: {} }, "/v1/chat/completions"],
+  ])("refuses %s with 403 naming it, unless ALLOWED_HOSTED_TOOLS does", async (_, body, path) => {
+    const upstream = mockUpstream(() => openaiJson({}));
+    const limited = { DAILY_SPEND_LIMIT_USD: "10" };
+    const { response } = await call(postJson(path, body), limited);
+    expect(response.status).toBe(403);
+    expect(await json(response)).toMatchObject({
+      error: { code: "tool_not_allowed", message: expect.stringContaining("ALLOWED_HOSTED_TOOLS") },
+    });
+    const allowed = await call(postJson(path, body), {
+      ...limited,
+      ALLOWED_HOSTED_TOOLS: "web_search,code_interpreter",
+    });
+    expect(allowed.response.status).toBe(200);
+    // Without any limit, nothing is refused.
+    expect((await call(postJson(path, body))).response.status).toBe(200);
+    expect(upstream).toHaveLength(2);
+  });
+
+  it("lets function tools through: the client runs them", async () => {
+    mockUpstream(() => openaiJson({}));
+    const body = { model: "gpt-4o-mini", messages: [], tools: [{ type: "function", function: { name: "f" } }] };
+    expect((await call(postJson("/v1/chat/completions", body), { DAILY_SPEND_LIMIT_USD: "10" })).response.status).toBe(
+      200,
+    );
+  });
+});
+
 describe("what a request reserves", () => {
   it("reserves each prompt of a legacy completions list its own choices", async () => {
     mockUpstream(() => openaiJson({}));

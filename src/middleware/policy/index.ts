@@ -65,23 +65,6 @@ const MINTS_CREDENTIALS = new Set([
   "/chatkit/sessions",
 ]);
 
-/**
- * POSTs that bill nothing: uploads and storage (files, uploads, vector stores), moderation,
- * conversations, counting input tokens, cancelling a response, updating a stored completion. Any
- * other POST that is not a token-billed endpoint may spend where the proxy cannot see it (batches,
- * fine-tuning, assistants runs, evals, containers, videos, and paths added later).
- */
-const FREE_POSTS = [
-  /^\/files$/,
-  /^\/uploads(\/.*)?$/,
-  /^\/vector_stores(\/.*)?$/,
-  /^\/moderations$/,
-  /^\/conversations(\/.*)?$/,
-  /^\/responses\/input_tokens$/,
-  /^\/responses\/[^/]+\/cancel$/,
-  /^\/chat\/completions\/[^/]+$/,
-];
-
 /** Top-level fields the proxy decides on: a body that names one twice is refused (parsers disagree on which wins). */
 const READ_FIELDS = [
   "model",
@@ -95,6 +78,8 @@ const READ_FIELDS = [
   "size",
   "partial_images",
   "background",
+  "tools",
+  "web_search_options",
   ...OUTPUT_FIELDS,
 ];
 
@@ -199,12 +184,11 @@ function unreadableForm(): ProxyError {
 /**
  * Refuses, while a budget or the spend ceiling applies, a POST that may spend where the proxy
  * cannot see it: one that mints a key or opens a call that talks to OpenAI directly, or one that is
- * neither token-billed nor known to be free (`FREE_POSTS`). `ALLOWED_PATHS` naming the path lets it through.
+ * neither token-billed nor known to be free (see `billingOf`). `ALLOWED_PATHS` naming the path lets it through.
  *
  * @throws ProxyError 403 `path_not_allowed`, saying why and what the operator can do.
  */
 function checkSpendIsSeen(method: string, path: string, endpoint: string): void {
-  if (FREE_POSTS.some((free) => free.test(endpoint))) return;
   const why = MINTS_CREDENTIALS.has(endpoint)
     ? "mints a key or opens a call that talks to OpenAI directly"
     : "may spend where this proxy cannot see it (its answer reports no usage)";
@@ -298,6 +282,8 @@ function plan(fields: Fields, context: PlanContext): Outgoing {
   const rawModel = value("model");
   const model = typeof rawModel === "string" ? rawModel : null;
   if (model !== null) checkModel(settings, context.client, model);
+  if (context.budgeted && billing === "tokens")
+    checkHostedTools(settings, model, value("tools"), value("web_search_options"));
 
   // The output cap: the request's own, checked against the operator's; or one the proxy sets.
   let cap: number | null = null;
@@ -382,6 +368,45 @@ function promptCount(json: JsonObject): number {
   const first = json.bytes[at] ?? 0;
   const tokens = first === 0x2d || (first >= 0x30 && first <= 0x39);
   return tokens ? 1 : Math.max(1, length);
+}
+
+/**
+ * Hosted tools that OpenAI bills per call, outside a response's `usage` (web search, file search,
+ * code interpreter containers, computer use, image generation), by the `type` a request names them
+ * with; models that search on every request (`gpt-4o-search-preview`…) count as web search.
+ */
+const HOSTED_TOOL = /^(web_search|file_search|code_interpreter|computer_use|image_generation)/;
+
+/**
+ * Refuses, while a budget or the spend ceiling applies, a request that declares a hosted tool
+ * billed per call outside `usage`, which the proxy can neither reserve nor charge, unless
+ * `ALLOWED_HOSTED_TOOLS` names its type.
+ *
+ * @throws ProxyError 403 `tool_not_allowed`, naming the tool and what the operator can do.
+ */
+function checkHostedTools(
+  settings: PolicySettings,
+  model: string | null,
+  tools: unknown,
+  searchOptions: unknown,
+): void {
+  const declared = Array.isArray(tools)
+    ? tools
+        .map((tool) => (isRecord(tool) && typeof tool.type === "string" ? tool.type : ""))
+        .filter((type) => HOSTED_TOOL.test(type))
+    : [];
+  if (searchOptions !== undefined || (model !== null && /search/.test(model))) declared.push("web_search");
+  // A name allows its dated and preview variants too: web_search allows web_search_preview_2025_03_11.
+  const allowed = (type: string) =>
+    [...settings.allowedHostedTools].some((name) => type === name || type.startsWith(`${name}_`));
+  const refused = declared.find((type) => !allowed(type));
+  if (refused === undefined) return;
+  throw new ProxyError(
+    403,
+    `the hosted tool ${refused} is billed per call, outside what this proxy can count, so it is refused while a ` +
+      "budget or a spending limit applies. The operator can allow it by naming it in ALLOWED_HOSTED_TOOLS.",
+    { type: "permission_error", code: "tool_not_allowed", param: "tools" },
+  );
 }
 
 /** Refuses a path that `ALLOWED_PATHS` leaves out, with 403 `path_not_allowed`. */

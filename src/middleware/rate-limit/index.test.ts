@@ -176,19 +176,50 @@ describe("dollar budgets and the spend ceiling", () => {
 
   it("stops every client together once the proxy's ceiling is reached, naming only that limit", async () => {
     const upstream = mockUpstream(() => openaiJson({ usage: USAGE }));
-    // gpt-4o reserves about $0.04 for 4 096 output tokens: more than the whole ceiling.
-    const dear = { model: "gpt-4o", messages: [{ role: "user", content: "hi" }], max_tokens: 4096 };
-    const vars = { DAILY_SPEND_LIMIT_USD: "0.01", SPEND_LEASE_SECONDS: "0.2" };
-    for (const client of [newClient(), newClient()]) {
-      const { response } = await call(postJson("/v1/chat/completions", dear, client), vars);
-      expect(response.status).toBe(429);
-      expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
-      const body = await json<{ error: { code: string; message: string } }>(response);
-      expect(body.error).toMatchObject({ code: "insufficient_quota" });
-      expect(body.error.message).toContain("daily spending limit for all its users");
-      expect(body.error.message).not.toMatch(/\$\d/);
+    const vars = { DAILY_SPEND_LIMIT_USD: "0.05", SPEND_LEASE_SECONDS: "0.2" };
+    // Another isolate holds all that is left of the ceiling.
+    const ceiling = ceilingFor(env.SPEND_CEILING);
+    const day = new Date().toISOString().slice(0, 10);
+    const other = await ceiling.renew({ lease: null, day, spentUsd: 0, wantUsd: 1000, needUsd: 0 }, 0.05, 5_000);
+    try {
+      for (const client of [newClient(), newClient()]) {
+        const { response } = await call(postJson("/v1/chat/completions", { ...CHAT, max_tokens: 100 }, client), vars);
+        expect(response.status).toBe(429);
+        expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
+        const body = await json<{ error: { code: string; message: string } }>(response);
+        expect(body.error).toMatchObject({ code: "insufficient_quota" });
+        expect(body.error.message).toContain("has reached its daily spending limit for all its users");
+        expect(body.error.message).not.toMatch(/\$\d/);
+      }
+    } finally {
+      await ceiling.renew({ lease: other.lease, day, spentUsd: 0, wantUsd: 0, needUsd: 0 }, 0.05, 5_000);
     }
     expect(upstream).toHaveLength(0);
+  });
+
+  it("refuses at once a request that could not fit in the whole ceiling, without asking it", async () => {
+    const upstream = mockUpstream(() => openaiJson({ usage: USAGE }));
+    // gpt-4o reserves about $0.04 for 4 096 output tokens: more than the whole ceiling.
+    const dear = { model: "gpt-4o", messages: [{ role: "user", content: "hi" }], max_tokens: 4096 };
+    const { response } = await call(postJson("/v1/chat/completions", dear, newClient()), {
+      DAILY_SPEND_LIMIT_USD: "0.01",
+    });
+    expect(response.status).toBe(429);
+    const body = await json<{ error: { message: string } }>(response);
+    expect(body.error.message).toMatch(/more than this proxy's daily spending limit for all its users/);
+    expect(upstream).toHaveLength(0);
+  });
+
+  it("takes nothing from the ceiling for a client over its own limits", async () => {
+    mockUpstream(() => openaiJson({ usage: USAGE }));
+    const ceiling = ceilingFor(env.SPEND_CEILING);
+    const day = new Date().toISOString().slice(0, 10);
+    const before = await ceiling.stateOf(day);
+    const client = newClient();
+    const vars = { DAILY_SPEND_LIMIT_USD: "5", SPEND_LEASE_SECONDS: "0.2", DAILY_BUDGET_USD: "0.00001" };
+    const { response } = await call(postJson("/v1/chat/completions", { ...CHAT, max_tokens: 100 }, client), vars);
+    expect(response.status).toBe(429);
+    expect(await ceiling.stateOf(day)).toEqual(before);
   });
 
   it("settles what a request cost at the ceiling, once its slice comes back", async () => {

@@ -38,12 +38,13 @@ export type Admission = {
 };
 
 /**
- * Admits every authenticated request against what may be spent: the proxy's daily spend ceiling
- * (`DAILY_SPEND_LIMIT_USD`, reserved from this isolate's slice, usually without a round trip), then
- * its client's limits in the client's Durable Object (one round trip, exact across the whole edge):
- * the per-minute limit, a concurrent-stream slot for a stream, and what the request may spend at
- * most (`outgoing.reservation`, in tokens and in dollars) from its daily budgets, refusing one that
- * does not fit in what is left. Over a limit: 429 `rate_limit_exceeded` with `Retry-After` and
+ * Admits every authenticated request against what may be spent: first its client's limits in the
+ * client's Durable Object (one round trip, exact across the whole edge): the per-minute limit, a
+ * concurrent-stream slot for a stream, and what the request may spend at most
+ * (`outgoing.reservation`, in tokens and in dollars) from its daily budgets, refusing one that does
+ * not fit in what is left; then the proxy's daily spend ceiling (`DAILY_SPEND_LIMIT_USD`, reserved
+ * from this isolate's slice, usually without a round trip), so that a client over its own limits
+ * never takes any of the ceiling from others. Over a limit: 429 `rate_limit_exceeded` with `Retry-After` and
  * OpenAI's `x-ratelimit-*-requests` headers; over a budget or the ceiling: 429 `insufficient_quota`,
  * saying which, with `Retry-After` until 00:00 UTC. Admitted, it sets `admission`, which the
  * accounting step finishes with what the request really spent, and puts on the answer the proxy's
@@ -66,13 +67,10 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
       usd: reservationCostUsd(context, config.usage),
     };
 
-    const ceiling = await holdCeiling(c, config, reserve.usd);
     const budgeted = tokensPerDay !== null || usdPerDay !== null;
+    // The client's own limits first: a client over them must not take any of the ceiling from others.
     // 0 means no limit: with nothing to count, the client's Durable Object is not asked at all.
-    if (rpm === 0 && (maxStreams === 0 || !outgoing.stream) && !budgeted) {
-      if (ceiling !== null) c.set("admission", ceilingOnly(c, config, ceiling));
-      return next();
-    }
+    const counted = rpm !== 0 || (maxStreams !== 0 && outgoing.stream) || budgeted;
     const limits = {
       rpm: rpm === 0 ? Number.MAX_SAFE_INTEGER : rpm,
       maxStreams: maxStreams === 0 ? Number.MAX_SAFE_INTEGER : maxStreams,
@@ -80,33 +78,37 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
       usdPerDay,
     };
     const limiter = limiterFor(c.env.RATE_LIMITER, client.id);
-    let admission: LimiterAdmission;
+    let slot: string | null = null;
+    let reservation: string | null = null;
+    let headers: Record<string, string> = {};
+    if (counted) {
+      const admission = await limiter.acquire(limits, outgoing.stream, reserve);
+      headers = { ...rateLimitHeaders(admission), ...budgetHeaders(admission.budget) };
+      if (!admission.ok) throw refusal(client, admission, reserve, headers, maxStreams);
+      ({ slot, reservation } = admission);
+    }
+    const release = (spent: Amount) =>
+      slot === null && reservation === null
+        ? undefined
+        : retryOnce("finish an admitted request", () => limiter.finish(slot, reservation, spent));
+
+    let ceiling: CeilingHold | null;
     try {
-      admission = await limiter.acquire(limits, outgoing.stream, reserve);
+      ceiling = await holdCeiling(c, config, reserve.usd, headers);
     } catch (error) {
-      await ceiling?.settle(0);
+      c.executionCtx.waitUntil(release({ tokens: 0, usd: 0 }) ?? Promise.resolve());
       throw error;
     }
-    const headers = { ...rateLimitHeaders(admission), ...budgetHeaders(admission.budget) };
-    if (!admission.ok) {
-      c.executionCtx.waitUntil(ceiling?.settle(0) ?? Promise.resolve());
-      throw refusal(client, admission, reserve, headers, maxStreams);
-    }
+    if (!counted && ceiling === null) return next();
 
-    const { slot, reservation } = admission;
     const holds: CeilingHold[] = ceiling === null ? [] : [ceiling];
     c.set("admission", {
       finish: async (spent) => {
-        await Promise.all([
-          slot === null && reservation === null
-            ? undefined
-            : retryOnce("finish an admitted request", () => limiter.finish(slot, reservation, spent)),
-          settleHolds(holds, spent.usd),
-        ]);
+        await Promise.all([release(spent), settleHolds(holds, spent.usd)]);
       },
       extend: async (more) => {
         if (config.ceiling.dailyLimitUsd !== null) {
-          const extra = await holdCeiling(c, config, more.usd).catch(() => null);
+          const extra = await holdCeiling(c, config, more.usd, {}).catch(() => null);
           if (extra === null) return false;
           holds.push(extra);
         }
@@ -129,40 +131,35 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
 /**
  * Reserves `usd` from the spend ceiling, when one applies; null when none does. A request the
  * ceiling cannot cover is refused here, for every client alike, saying only that the proxy's limit
- * was reached (never how much others spent).
+ * was reached (never how much others spent); `headers` go on that refusal (the client's budget).
  */
-async function holdCeiling(c: Context<AppEnv>, config: ReadyConfig, usd: number): Promise<CeilingHold | null> {
+async function holdCeiling(
+  c: Context<AppEnv>,
+  config: ReadyConfig,
+  usd: number,
+  headers: Record<string, string>,
+): Promise<CeilingHold | null> {
   const limitUsd = config.ceiling.dailyLimitUsd;
   if (limitUsd === null || usd <= 0) return null;
+  const now = Date.now();
+  const refused = (message: string) =>
+    new ProxyError(429, message, {
+      type: "insufficient_quota",
+      code: "insufficient_quota",
+      headers: { ...headers, "retry-after": String(retryAfterSeconds(nextUtcDay(now) - now)) },
+    });
+  if (usd > limitUsd) {
+    // Never asked of the ceiling: a request that could not fit even in a whole day's ceiling.
+    throw refused(
+      `This request may cost up to $${money(usd)}, more than this proxy's daily spending limit for all its users; ask for fewer output tokens.`,
+    );
+  }
   const hold = await ceilingSlice.reserve(ceilingFor(c.env.SPEND_CEILING), usd, {
     limitUsd,
     leaseMs: config.ceiling.leaseMs,
   });
   if (hold !== null) return hold;
-  const now = Date.now();
-  const retry = String(retryAfterSeconds(nextUtcDay(now) - now));
-  throw new ProxyError(
-    429,
-    "This proxy has reached its daily spending limit for all its users; it renews at 00:00 UTC.",
-    { type: "insufficient_quota", code: "insufficient_quota", headers: { "retry-after": retry } },
-  );
-}
-
-/** The admission of a request that only the spend ceiling holds. */
-function ceilingOnly(c: Context<AppEnv>, config: ReadyConfig, hold: CeilingHold): Admission {
-  const holds = [hold];
-  return {
-    finish: (spent) => settleHolds(holds, spent.usd),
-    extend: async (more) => {
-      const extra = await holdCeiling(c, config, more.usd).catch(() => null);
-      if (extra === null) return false;
-      holds.push(extra);
-      return true;
-    },
-    keepAlive: async (done) => {
-      await Promise.all(holds.map((h) => h.keepAlive(done)));
-    },
-  };
+  throw refused("This proxy has reached its daily spending limit for all its users; it renews at 00:00 UTC.");
 }
 
 /** Settles a request's ceiling holds at what it really spent, charged to the first (the rest settle at 0). */

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { call, json, mockUpstream, openaiJson, postJson, proxyRequest } from "../../testing";
+import { networkOf } from ".";
 
 const APP = "https://chat.example.com";
 const SECRET = "turnstile-secret-for-the-session-tests";
@@ -175,6 +176,30 @@ describe("POST /session", () => {
     expect(refused.body.error?.code).toBe("rate_limit_exceeded");
     // Another visitor is not held back.
     expect((await mint(visitor(), { SESSION_MINTS_PER_HOUR: "3" })).response.status).toBe(200);
+  });
+
+  it("counts only verified mints: failed attempts never lock out the people behind an address", async () => {
+    turnstile({ success: false, "error-codes": ["invalid-input-response"] });
+    const headers = visitor();
+    for (let i = 0; i < 5; i++)
+      expect((await mint(headers, { SESSION_MINTS_PER_HOUR: "2" })).response.status).toBe(403);
+    turnstile(PASS);
+    expect((await mint(headers, { SESSION_MINTS_PER_HOUR: "2" })).response.status).toBe(200);
+  });
+
+  it("counts an IPv6 visitor by its /64: rotating addresses within it does not get more sessions", async () => {
+    turnstile(PASS);
+    const net = `2001:db8:${(++ip).toString(16)}:7`;
+    const statuses = [];
+    for (const host of ["1", "2", "abcd:1", "ffff:ffff:ffff:ffff"]) {
+      const headers = { "cf-connecting-ip": `${net}:${host.includes(":") ? host : `::${host}`}`, origin: APP };
+      statuses.push((await mint(headers, { SESSION_MINTS_PER_HOUR: "3" })).response.status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    expect(networkOf("2001:db8:1:2:aaaa::1")).toBe("2001:db8:1:2::/64");
+    expect(networkOf("2001:0db8::1")).toBe("2001:db8:0:0::/64");
+    expect(networkOf("::1")).toBe("0:0:0:0::/64");
+    expect(networkOf("203.0.113.9")).toBe("203.0.113.9");
   });
 
   it("does not exist without TURNSTILE_SECRET_KEY; /health lists sessions and the site key when it does", async () => {

@@ -26,8 +26,8 @@ export type SessionMinted = {
  * `POST /session`: a short-lived token for an anonymous visitor of a page with no backend, once
  * Cloudflare Turnstile says the visitor is a person. The page sends `{"turnstile": "<token from
  * the widget>"}` from an origin on `ALLOWED_ORIGINS`; the proxy verifies it (see
- * `verifyTurnstile`), counts the mint against `SESSION_MINTS_PER_HOUR` for the visitor's IP
- * (exactly, in a Durable Object), and answers with a token of the kind it already verifies: `sub`
+ * `verifyTurnstile`), counts the mint against `SESSION_MINTS_PER_HOUR` for the visitor's IP (an
+ * IPv6 address's /64; exactly, in a Durable Object), and answers with a token of the kind it already verifies: `sub`
  * `session:<random>`, `exp` after `SESSION_TTL_SECONDS`, the page's `origin` (no other origin may
  * use it), `rpm` and a daily budget `usd` from `SESSION_RPM` and `SESSION_DAILY_USD`. Without
  * `TURNSTILE_SECRET_KEY` the route does not exist (404).
@@ -56,9 +56,9 @@ export function sessionRoutes(): Hono<AppEnv> {
       }
       const token = await turnstileToken(c.req.raw);
       const ip = clientIp(c.req.raw);
-      const admitted = await limiterFor(c.env.RATE_LIMITER, `mint:${ip ?? "unknown"}`).admitHourly(
-        settings.mintsPerHour,
-      );
+      await verifyTurnstile(settings, token, { ip, hostname: new URL(origin).hostname });
+      // Counted once verified, so that failed attempts (anyone's) never lock out the people behind an address.
+      const admitted = await limiterFor(c.env.RATE_LIMITER, `mint:${networkOf(ip)}`).admitHourly(settings.mintsPerHour);
       if (!admitted.ok) {
         throw new ProxyError(
           429,
@@ -70,7 +70,6 @@ export function sessionRoutes(): Hono<AppEnv> {
           },
         );
       }
-      await verifyTurnstile(settings, token, { ip, hostname: new URL(origin).hostname });
 
       const secret = config.auth.jwtSecret;
       if (secret === null)
@@ -109,4 +108,26 @@ async function turnstileToken(request: Request): Promise<string> {
     throw invalid(`turnstile must be the Turnstile widget's token, a string of at most ${MAX_TOKEN_LENGTH} characters`);
   }
   return token;
+}
+
+/**
+ * What mints are counted by: an IPv4 address, or an IPv6 address's /64 network (one subscriber's
+ * usual allocation, which a single visitor can rotate addresses within).
+ *
+ * @example
+ * networkOf("2001:db8:1:2:aaaa::1"); // "2001:db8:1:2::/64"
+ * networkOf("203.0.113.9"); // "203.0.113.9"
+ */
+export function networkOf(ip: string | null): string {
+  if (ip === null) return "unknown";
+  if (!ip.includes(":")) return ip;
+  const [head = "", tail] = ip.toLowerCase().split("::");
+  const left = head === "" ? [] : head.split(":");
+  const right = tail === undefined || tail === "" ? [] : tail.split(":");
+  const groups =
+    tail === undefined ? left : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((group) => group.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
 }

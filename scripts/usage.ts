@@ -1,5 +1,5 @@
 /**
- * `npm run usage -- [--remote] [--since 7d|24h|YYYY-MM-DD] [--by client|model|day] [--persist-to DIR]`:
+ * `npm run usage -- [--remote] [--since 7d|24h|YYYY-MM-DD] [--by client|model|day|upstream] [--persist-to DIR]`:
  * prints the usage report (the same as `GET /admin/usage`) as a table, from the local ledger that
  * `wrangler dev` keeps or, with `--remote`, the deployed one.
  */
@@ -21,12 +21,12 @@ import {
 const ROOT = resolve(import.meta.dirname, "..");
 const HOUR_MS = 3_600_000;
 
-const USAGE = `Usage: npm run usage -- [--remote] [--since 7d|24h|YYYY-MM-DD] [--by client|model|day] [--persist-to DIR]
+const USAGE = `Usage: npm run usage -- [--remote] [--since 7d|24h|YYYY-MM-DD] [--by client|model|day|upstream] [--persist-to DIR]
 
 Prints who spent what, on which model, from the usage ledger (the D1 database bound as USAGE_DB).
   --since        the start of the period: hours or days back (24h, 7d), a UTC day (2025-06-01) or an
                  ISO datetime (default: the start of the current UTC day); the period ends now
-  --by           client, model or day (default: client)
+  --by           client, model, day or upstream (default: client)
   --remote       the deployed database on Cloudflare (default: the local one that wrangler dev uses)
   --persist-to   the local state directory, as given to wrangler dev --persist-to (default: .wrangler/state)`;
 
@@ -73,7 +73,7 @@ function parseArguments() {
 /** The report's query from the command line: `--since` as hours or days back, a day or a datetime. */
 function reportQuery(since: string | undefined, by: string, now: number): ReportQuery {
   if (!(GROUP_BYS as readonly string[]).includes(by)) {
-    throw new ArgumentError(`--by must be client, model or day (got "${by}")`);
+    throw new ArgumentError(`--by must be client, model, day or upstream (got "${by}")`);
   }
   const relative = since === undefined ? null : /^(\d+)([hd])$/.exec(since.trim());
   const from =

@@ -10,6 +10,7 @@ import { cors } from "./middleware/cors";
 import { policy } from "./middleware/policy";
 import { rateLimit } from "./middleware/rate-limit";
 import { requestId } from "./middleware/request-id";
+import { upstreamHealth } from "./proxy/pool";
 import { adminRoutes } from "./routes/admin";
 import { me } from "./routes/me";
 import { openaiPassThrough } from "./routes/openai";
@@ -69,7 +70,9 @@ export function createApp(): Hono<AppEnv> {
 }
 
 /**
- * `GET /health`: up, and which ways to call are on (`modes`: `open`, `keys`, `tokens`, `sessions`),
+ * `GET /health`: up (`degraded` when an upstream's key was refused or all its keys rest, as this
+ * isolate has seen; `upstreams` says which, never which key), and which ways to call are on
+ * (`modes`: `open`, `keys`, `tokens`, `sessions`),
  * with the Turnstile site key (and action, when `TURNSTILE_ACTION` is set) a page renders its widget
  * with for a session. `auth` is the older single word.
  */
@@ -78,10 +81,13 @@ function health(config: Config) {
   const modes: string[] = mode === "open" ? ["open"] : mode.split("+");
   const sessions = config.sessions;
   if (sessions.enabled) modes.push("sessions");
+  const upstreams = config.upstream.configured ? upstreamHealth(config.upstream.upstreams) : [];
+  const degraded = upstreams.some((upstream) => upstream.status !== "ok");
   return {
-    status: "ok",
+    status: degraded ? "degraded" : "ok",
     auth: mode,
     modes,
+    ...(upstreams.length > 0 ? { upstreams } : {}),
     ...(sessions.enabled && sessions.siteKey !== null
       ? { turnstile: { site_key: sessions.siteKey, ...(sessions.action !== null ? { action: sessions.action } : {}) } }
       : {}),

@@ -30,6 +30,7 @@ export type ErrorCode =
   | "path_not_allowed"
   | "model_not_allowed"
   | "tool_not_allowed"
+  | "model_not_found"
   | "max_tokens_over_cap"
   // Limits and budgets
   | "rate_limit_exceeded"

@@ -9,8 +9,20 @@ describe("parseConfig", () => {
     const config = parseConfig(env({}));
     expect(config).toMatchObject({
       upstream: {
-        baseUrl: "https://api.openai.com/v1",
-        basePath: "/v1",
+        upstreams: [
+          {
+            name: "openai",
+            kind: "openai",
+            baseUrl: "https://api.openai.com/v1",
+            basePath: "/v1",
+            keys: ["sk-unit"],
+            models: null,
+            weight: 1,
+            azure: null,
+          },
+        ],
+        configured: false,
+        attempts: 2,
         timeoutMs: 600_000,
         streamIdleTimeoutMs: 300_000,
       },
@@ -129,7 +141,7 @@ describe("parseConfig", () => {
   });
 
   it("strips a trailing slash from OPENAI_BASE_URL", () => {
-    expect(parseConfig(env({ OPENAI_BASE_URL: "http://127.0.0.1:9999/v1/" })).upstream.baseUrl).toBe(
+    expect(parseConfig(env({ OPENAI_BASE_URL: "http://127.0.0.1:9999/v1/" })).upstream.upstreams[0]?.baseUrl).toBe(
       "http://127.0.0.1:9999/v1",
     );
   });

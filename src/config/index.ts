@@ -4,25 +4,28 @@ import { type KeyLimits, parseKeyLimits } from "./key-limits";
 import { type OriginPolicy, parseOrigins } from "./origins";
 import { compilePatterns } from "./patterns";
 import { type Price, parseFallbackPrice, parseModelPrices } from "./prices";
+import { parseModelAliases, parseUpstreams, type Upstream } from "./upstreams";
 
 export { type AuthSettings, JWT_SHAPE, type KeyDigest } from "./auth";
 export type { KeyLimits } from "./key-limits";
 export { isOriginAllowed, isSerializedOrigin, type OriginPolicy } from "./origins";
 export { compilePatterns, matchesAny } from "./patterns";
 export { PRICE_TABLE, type Price, parseModelPrices, priceFor, TABLE_FALLBACK_PRICE } from "./prices";
+export type { Upstream, UpstreamKind } from "./upstreams";
 
 /** Where requests go and how long the proxy waits for them. */
 export type UpstreamSettings = {
-  /** `undefined` only when `errors` explains why. */
-  apiKey: string | undefined;
-  organization: string | undefined;
-  project: string | undefined;
-  /** Upstream base URL without a trailing slash, e.g. `https://api.openai.com/v1`. */
-  baseUrl: string;
-  /** Origin of `baseUrl`, which every upstream URL must keep. */
-  baseOrigin: string;
-  /** Path of `baseUrl` without a trailing slash (`/v1`), under which every upstream URL must stay. */
-  basePath: string;
+  /**
+   * The upstreams, in order (the first serves paths that name no model): `UPSTREAMS`, or without it
+   * one upstream named `openai` from `OPENAI_BASE_URL` and `OPENAI_API_KEY`.
+   */
+  upstreams: readonly Upstream[];
+  /** `UPSTREAMS` is set. */
+  configured: boolean;
+  /** `MODEL_ALIASES`: the model a client's name stands for. */
+  aliases: ReadonlyMap<string, string>;
+  /** `UPSTREAM_ATTEMPTS`: tries of one request in all, across keys and upstreams, before its first byte. */
+  attempts: number;
   /** No response headers within this many milliseconds: 504. */
   timeoutMs: number;
   /** A stream that upstream leaves silent this long is ended with an SSE error event. */
@@ -132,6 +135,7 @@ const DEFAULTS = {
   // The official SDKs wait 10 minutes for an answer (openai-node's default timeout, 600 s).
   UPSTREAM_TIMEOUT_MS: "600000",
   STREAM_IDLE_TIMEOUT_MS: "300000",
+  UPSTREAM_ATTEMPTS: "2",
   LOG_REQUESTS: "true",
   RATE_LIMIT_RPM: "60",
   MAX_CONCURRENT_STREAMS: "5",
@@ -169,15 +173,19 @@ export function getConfig(env: Env): Config {
   return config;
 }
 
-/** Upstream settings with a key. */
-export type ReadyUpstream = UpstreamSettings & { apiKey: string };
+/** Upstream settings whose every upstream has a key. */
+export type ReadyUpstream = UpstreamSettings;
 
-/** A `Config` without errors, so with a key. */
-export type ReadyConfig = Config & { upstream: ReadyUpstream };
+/** A `Config` without errors, so with keys (see `isReady`). */
+export type ReadyConfig = Config;
 
-/** Whether the proxy may serve with this configuration. */
-export function isReady(config: Config): config is ReadyConfig {
-  return config.errors.length === 0 && config.upstream.apiKey !== undefined;
+/** Whether the proxy may serve with this configuration: no errors, and a key for every upstream. */
+export function isReady(config: Config): boolean {
+  return (
+    config.errors.length === 0 &&
+    config.upstream.upstreams.length > 0 &&
+    config.upstream.upstreams.every((upstream) => upstream.keys.length > 0)
+  );
 }
 
 /** Parses `env` into a `Config` without caching. */
@@ -254,12 +262,44 @@ export function parseConfig(env: Env): Config {
     }
   }
 
-  const apiKey = secret("OPENAI_API_KEY");
-  if (apiKey === undefined) errors.push("OPENAI_API_KEY is not set");
-
-  const base = parseBaseUrl(setting("OPENAI_BASE_URL"));
-  if (typeof base === "string") errors.push(base);
-  const baseUrl = new URL(typeof base === "string" ? DEFAULTS.OPENAI_BASE_URL : base.href.replace(/\/+$/, ""));
+  const includeStreamUsage = flag("INCLUDE_STREAM_USAGE");
+  const upstreamsRaw = optional("UPSTREAMS");
+  let upstreams: Upstream[];
+  if (upstreamsRaw !== undefined) {
+    const parsed = parseUpstreams(upstreamsRaw, vars);
+    errors.push(...parsed.errors);
+    upstreams = parsed.upstreams;
+  } else {
+    // As before UPSTREAMS: one OpenAI-compatible upstream, OPENAI_BASE_URL with OPENAI_API_KEY.
+    const apiKey = secret("OPENAI_API_KEY");
+    if (apiKey === undefined) errors.push("OPENAI_API_KEY is not set");
+    const base = parseBaseUrl(setting("OPENAI_BASE_URL"));
+    if (typeof base === "string") errors.push(base);
+    const baseUrl = new URL(typeof base === "string" ? DEFAULTS.OPENAI_BASE_URL : base.href.replace(/\/+$/, ""));
+    const organization = secret("OPENAI_ORGANIZATION");
+    const project = secret("OPENAI_PROJECT");
+    upstreams = [
+      {
+        name: "openai",
+        kind: "openai",
+        baseUrl: baseUrl.href.replace(/\/+$/, ""),
+        baseOrigin: baseUrl.origin,
+        basePath: baseUrl.pathname.replace(/\/+$/, ""),
+        keys: apiKey === undefined ? [] : [apiKey],
+        models: null,
+        modelNames: [],
+        weight: 1,
+        headers: {
+          ...(organization === undefined ? {} : { "openai-organization": organization }),
+          ...(project === undefined ? {} : { "openai-project": project }),
+        },
+        includeStreamUsage: true,
+        azure: null,
+      },
+    ];
+  }
+  const aliases = parseModelAliases(optional("MODEL_ALIASES"));
+  errors.push(...aliases.errors);
 
   const origins = parseOrigins(setting("ALLOWED_ORIGINS"));
   report("ALLOWED_ORIGINS", origins.errors);
@@ -280,15 +320,13 @@ export function parseConfig(env: Env): Config {
 
   return {
     upstream: {
-      apiKey,
-      organization: secret("OPENAI_ORGANIZATION"),
-      project: secret("OPENAI_PROJECT"),
-      baseUrl: baseUrl.href.replace(/\/+$/, ""),
-      baseOrigin: baseUrl.origin,
-      basePath: baseUrl.pathname.replace(/\/+$/, ""),
+      upstreams,
+      configured: upstreamsRaw !== undefined,
+      aliases: aliases.aliases,
+      attempts: number("UPSTREAM_ATTEMPTS", (n) => positiveInteger(n) && n <= 10, "a whole number from 1 to 10"),
       timeoutMs: number("UPSTREAM_TIMEOUT_MS", positiveInteger, "a positive integer"),
       streamIdleTimeoutMs: number("STREAM_IDLE_TIMEOUT_MS", positiveInteger, "a positive integer"),
-      includeStreamUsage: flag("INCLUDE_STREAM_USAGE"),
+      includeStreamUsage,
     },
     cors: { origins: origins.policy },
     auth: auth.settings,

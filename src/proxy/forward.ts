@@ -1,27 +1,39 @@
-import type { ReadyUpstream } from "../config";
+import type { Upstream, UpstreamSettings } from "../config";
 import { type ErrorShape, ProxyError } from "../errors";
 import { JsonUsageReader } from "../usage/json-usage";
 import type { Ending, Outcome } from "../usage/spend";
 import { SseUsageReader } from "../usage/sse-usage";
 import { isPassed } from "./client-headers";
-import { refusesAddedField, rememberRefusesStreamOptions } from "./quirks";
+import { dropKey, hasOtherKey, nextKey, restKey } from "./pool";
+import { acceptsStreamOptions, refusesAddedField, rememberRefusesStreamOptions } from "./quirks";
 import { passThroughSse } from "./sse";
 import { SseFramer } from "./sse-framing";
 import { upstreamHeaders, upstreamUrl } from "./upstream";
-import { readLimited, upstreamErrorBody } from "./upstream-errors";
+import { REGION_BLOCKED, readLimited, upstreamErrorBody } from "./upstream-errors";
 
 /** A request body within the size limit: bytes when read into memory, a stream when passed through, null when absent. */
 export type RequestBody = Uint8Array | ReadableStream<Uint8Array> | null;
 
-/** What the route asks of upstream: a path under `OPENAI_BASE_URL`, what to send there, and how to stream back. */
+/** What the route asks of upstream: a path below `/v1`, what to send there, where, and how to stream back. */
 export type UpstreamCall = {
   method: string;
-  /** Path below the base URL, starting with `/`: `/chat/completions`. */
+  /** Path below `/v1`, starting with `/`: `/chat/completions`. */
   path: string;
   /** The client's query string, `?…` or empty. */
   search: string;
   headers: Headers;
   body: RequestBody;
+  /**
+   * The same body again, for a second try on another key or upstream; null for a body that cannot
+   * be sent twice (an upload streamed through), which is then never tried again.
+   */
+  replay: (() => RequestBody) | null;
+  /** The upstreams that serve the request's model, in the order to try them (see `routeFor`). */
+  route: readonly Upstream[];
+  /** The model the request names (after aliases): what an Azure upstream picks its deployment by. */
+  model: string | null;
+  /** For the log line of each try. */
+  requestId: string;
   /** The route's error shape, for the in-band error event of a cut stream. */
   shape: ErrorShape;
   /** Read the answer's `usage` as it passes (a POST: what it spent), JSON or SSE, whatever the path. */
@@ -55,61 +67,213 @@ export type Forwarded = ({ response: Response; error?: undefined } | { response?
 /** Times an outcome carries: when upstream's headers and its first output came, in ms since the epoch. */
 export type OutcomeTimes = { headersAt: number | null; firstOutputAt: number | null };
 
+/** Which upstream answered, and after how many tries: what an outcome records of the route. */
+type Tried = { upstream: string | null; tries: number };
+
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const NULL_BODY = new Set([204, 205, 304]);
+/** How long a key rests after a 429 that says nothing of when to come back. */
+const DEFAULT_REST_MS = 10_000;
 
 /** One try: upstream's answer, or how the try failed before there was one. */
 type Try = { upstream: Response; headersAt: number } | { failure: Forwarded };
 
+/** Why a try goes on to another key or upstream: `key` for what one key met (429, 401), `upstream` for the rest. */
+type Failover = { scope: "key" | "upstream"; status: number | null; restUntil?: number; refused?: boolean };
+
 /**
- * Sends `call` upstream with the operator's key and turns the answer into the client's response:
- * status, body and useful headers unchanged; SSE passed through as it arrives; redirects not
- * followed; upstream 401 hidden behind a generic 502 (OpenAI's 401 body echoes part of the key), its
- * other errors passed on with anything key-like redacted; a status that is not a final answer
- * (1xx, over 599) a 502. No response headers within `UPSTREAM_TIMEOUT_MS` gives a 504 that tells
- * SDKs not to retry; the client going away cancels upstream. When the proxy added
- * `stream_options` and upstream refuses the field (400, before anything reached the client), the
- * client's request is sent once more without it, and the isolate stops adding it there.
- * Never throws for what upstream does: every way the call can end is a `Forwarded` with its outcome.
+ * Sends `call` upstream and turns the answer into the client's response: status, body and useful
+ * headers unchanged; SSE passed through as it arrives; redirects not followed; upstream 401 hidden
+ * behind a generic 502 (OpenAI's 401 body echoes part of the key), its other errors passed on with
+ * anything key-like redacted; a status that is not a final answer (1xx, over 599) a 502. No
+ * response headers within `UPSTREAM_TIMEOUT_MS` gives a 504 that tells SDKs not to retry; the
+ * client going away cancels upstream.
+ *
+ * Tries `call.route` in order, each upstream's keys in turn: before anything reached the client, a
+ * connection error, 429, 401, 502, 503, 504 or a region block moves the request to the next key
+ * (429 rests the key until its `Retry-After`, 401 takes it out of the pool) or the next upstream,
+ * at most `UPSTREAM_ATTEMPTS` tries in all, all within `UPSTREAM_TIMEOUT_MS`; a body that cannot
+ * be replayed is tried once. When the proxy added `stream_options` and an upstream refuses the
+ * field (400), the client's request is sent there once more without it, and the isolate stops
+ * adding it there. Each try is one log line. Never throws for what upstream does: every way the
+ * call can end is a `Forwarded` with its outcome.
  *
  * @example
  * const { response, error, outcome } = await forward(config.upstream, call, c.req.raw.signal);
  */
 export async function forward(
-  settings: ReadyUpstream,
+  settings: UpstreamSettings,
   call: UpstreamCall,
   clientSignal: AbortSignal,
 ): Promise<Forwarded> {
-  const what = `${call.method} ${settings.basePath}${call.path}`;
-  const url = upstreamUrl(settings, call.path, call.search);
-  const headers = upstreamHeaders(settings, call.headers);
+  const what = `${call.method} /v1${call.path}`;
   if (clientSignal.aborted) return failed(clientClosed(what), "not_sent");
-
-  let tried = await send(settings, what, { url, method: call.method, headers, body: call.body }, clientSignal);
-  let dropUsageChunk = call.withoutUsageOption !== null;
-  if ("upstream" in tried && tried.upstream.status === 400 && call.withoutUsageOption !== null) {
-    const text = await readLimited(tried.upstream);
-    if (refusesAddedField(text, call.withoutUsageOption.added)) {
-      // Nothing the proxy adds may make a request fail that would succeed unchanged.
-      dropUsageChunk = false;
-      const body = call.withoutUsageOption.without();
-      tried = await send(settings, what, { url, method: call.method, headers, body }, clientSignal);
-      // Remembered only when the request then succeeds: a 400 that merely echoes the words (a
-      // client's own bad value) must not stop usage being read for everyone else.
-      if ("upstream" in tried && tried.upstream.ok) rememberRefusesStreamOptions(settings.baseUrl);
-    } else {
-      tried = { upstream: new Response(text, tried.upstream), headersAt: tried.headersAt };
+  const deadline = Date.now() + settings.timeoutMs;
+  const secrets = settings.upstreams.flatMap((upstream) => upstream.keys);
+  let at = 0;
+  let tries = 0;
+  let last: { result: Try; upstream: Upstream; key: number; dropUsageChunk: boolean } | null = null;
+  while (tries < settings.attempts && at < call.route.length) {
+    const upstream = call.route[at] as Upstream;
+    const key = nextKey(upstream);
+    if (key === null) {
+      at++;
+      continue;
     }
+    const left = deadline - Date.now();
+    // Stream options go to upstreams that take them; the others get the client's own request.
+    const withOptions =
+      call.withoutUsageOption === null || (upstream.includeStreamUsage && acceptsStreamOptions(upstream.baseUrl));
+    const body =
+      tries === 0 && withOptions
+        ? call.body
+        : withOptions
+          ? (call.replay?.() ?? null)
+          : (call.withoutUsageOption?.without() ?? null);
+    tries++;
+    const url = upstreamUrl(upstream, call.path, call.search, call.model);
+    const headers = upstreamHeaders(upstream, upstream.keys[key] ?? "", call.headers);
+    const startedAt = Date.now();
+    let result = await send(
+      what,
+      { url, method: call.method, headers, body },
+      Math.min(left, settings.timeoutMs),
+      clientSignal,
+    );
+    let dropUsageChunk = call.withoutUsageOption !== null && withOptions;
+    if ("upstream" in result && result.upstream.status === 400 && dropUsageChunk && call.withoutUsageOption !== null) {
+      const text = await readLimited(result.upstream);
+      if (refusesAddedField(text, call.withoutUsageOption.added)) {
+        // Nothing the proxy adds may make a request fail that would succeed unchanged.
+        dropUsageChunk = false;
+        const again = call.withoutUsageOption.without();
+        result = await send(
+          what,
+          { url, method: call.method, headers, body: again },
+          Math.max(1, deadline - Date.now()),
+          clientSignal,
+        );
+        // Remembered only when the request then succeeds: a 400 that merely echoes the words (a
+        // client's own bad value) must not stop usage being read for everyone else.
+        if ("upstream" in result && result.upstream.ok) rememberRefusesStreamOptions(upstream.baseUrl);
+      } else {
+        result = { upstream: new Response(text, result.upstream), headersAt: result.headersAt };
+      }
+    }
+    const failover = await failoverOf(result);
+    logTry(call.requestId, upstream, key, result, failover, Date.now() - startedAt);
+    last = { result, upstream, key, dropUsageChunk };
+    if (failover === null) break;
+    if (failover.refused) dropKey(upstream, key);
+    if (failover.restUntil !== undefined) restKey(upstream, key, failover.restUntil);
+    // Another key of the same upstream for what one key met; the next upstream for the rest (or,
+    // when there is none, another key here).
+    const anotherKey = hasOtherKey(upstream, key);
+    const anotherUpstream = at + 1 < call.route.length;
+    const next =
+      failover.scope === "key"
+        ? anotherKey
+          ? at
+          : anotherUpstream
+            ? at + 1
+            : null
+        : anotherUpstream
+          ? at + 1
+          : anotherKey
+            ? at
+            : null;
+    const more = next !== null && tries < settings.attempts && call.replay !== null && Date.now() < deadline;
+    if (!more) break;
+    at = next;
+    // The answer that gave way to another try is not the client's: let it go.
+    if ("upstream" in result) await result.upstream.body?.cancel().catch(() => {});
   }
-  if ("failure" in tried) return tried.failure;
-  return answer(settings, call, what, { ...tried, dropUsageChunk, clientSignal });
+  if (last === null) {
+    const error = new ProxyError(502, `${what}: no upstream has a key it can use`, { code: "upstream_unreachable" });
+    return failed(error, "not_sent");
+  }
+  const tried: Tried = { upstream: last.upstream.name, tries };
+  const { result } = last;
+  if ("failure" in result) return withTried(result.failure, tried);
+  if (result.upstream.bodyUsed) {
+    // A failover candidate whose body was let go, then no try was left: say what it was.
+    const error = new ProxyError(502, `${what}: upstream answered ${result.upstream.status}`, {
+      code: "upstream_unreachable",
+    });
+    return failed(error, "upstream_error", result.upstream.status);
+  }
+  return withTried(
+    await answer(settings, call, what, { ...result, dropUsageChunk: last.dropUsageChunk, clientSignal, secrets }),
+    tried,
+  );
+}
+
+/** Whether a try should give way to another key or upstream, and why; reads the body of a 403 to see if it is a region block. */
+async function failoverOf(result: Try): Promise<Failover | null> {
+  if ("failure" in result) {
+    const ending = (await result.failure.outcome).ending;
+    return ending === "unreachable" ? { scope: "upstream", status: null } : null;
+  }
+  const { status, headers } = result.upstream;
+  if (status === 429) return { scope: "key", status, restUntil: Date.now() + retryAfterMs(headers) };
+  if (status === 401) return { scope: "key", status, refused: true };
+  if (status === 502 || status === 503 || status === 504) return { scope: "upstream", status };
+  if (status === 403) {
+    const text = await readLimited(result.upstream);
+    // Put back for whoever reads it next: this try's answer, or nobody.
+    Object.assign(result, { upstream: new Response(text, result.upstream) });
+    if (text.includes(REGION_BLOCKED)) return { scope: "upstream", status };
+  }
+  return null;
+}
+
+/** How long upstream asked a key to wait: `retry-after-ms`, `retry-after` (seconds), or a default. */
+function retryAfterMs(headers: Headers): number {
+  const ms = Number(headers.get("retry-after-ms"));
+  if (headers.has("retry-after-ms") && Number.isFinite(ms) && ms >= 0) return ms;
+  const seconds = Number(headers.get("retry-after"));
+  if (headers.has("retry-after") && Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  return DEFAULT_REST_MS;
+}
+
+/**
+ * One log line per try: the proxy's request id (shared by a request's tries), which upstream and key
+ * (by index, never the key), what came back (with upstream's own request id), how long it took.
+ */
+function logTry(
+  requestId: string,
+  upstream: Upstream,
+  key: number,
+  result: Try,
+  failover: Failover | null,
+  ms: number,
+) {
+  const status = "upstream" in result ? result.upstream.status : null;
+  console.log(
+    JSON.stringify({
+      level: failover === null ? "info" : "warn",
+      msg: "upstream try",
+      requestId,
+      upstream: upstream.name,
+      key,
+      status,
+      upstreamRequestId: "upstream" in result ? result.upstream.headers.get("x-request-id") : null,
+      ...(failover === null ? {} : { failover: failover.scope }),
+      ms,
+    }),
+  );
+}
+
+/** A forwarded answer whose outcome also says which upstream answered and after how many tries. */
+function withTried(forwarded: Forwarded, tried: Tried): Forwarded {
+  return { ...forwarded, outcome: forwarded.outcome.then((outcome) => ({ ...outcome, ...tried })) };
 }
 
 /** One request upstream, with the timeout and the client's abort; never throws. */
 async function send(
-  settings: ReadyUpstream,
   what: string,
   request: { url: string; method: string; headers: Headers; body: RequestBody },
+  timeoutMs: number,
   clientSignal: AbortSignal,
 ): Promise<Try> {
   const abort = new AbortController();
@@ -119,7 +283,7 @@ async function send(
   const timer = setTimeout(() => {
     timedOut = true;
     abort.abort("upstream timed out");
-  }, settings.timeoutMs);
+  }, timeoutMs);
   try {
     const upstream = await fetch(request.url, {
       method: request.method,
@@ -131,7 +295,7 @@ async function send(
     return { upstream, headersAt: Date.now() };
   } catch (cause) {
     if (timedOut) {
-      const message = `${what}: upstream sent no response within ${settings.timeoutMs} ms`;
+      const message = `${what}: upstream sent no response within ${timeoutMs} ms`;
       // Upstream may still be generating: a retry would start the same paid work again.
       return {
         failure: failed(new ProxyError(504, message, { code: "upstream_timeout", retryable: false, cause }), "timeout"),
@@ -149,12 +313,18 @@ async function send(
 
 /** Upstream's answer as the client's response, with the outcome it will settle at. */
 async function answer(
-  settings: ReadyUpstream,
+  settings: UpstreamSettings,
   call: UpstreamCall,
   what: string,
-  tried: { upstream: Response; headersAt: number; dropUsageChunk: boolean; clientSignal: AbortSignal },
+  tried: {
+    upstream: Response;
+    headersAt: number;
+    dropUsageChunk: boolean;
+    clientSignal: AbortSignal;
+    secrets: readonly string[];
+  },
 ): Promise<Forwarded> {
-  const { upstream, headersAt, dropUsageChunk, clientSignal } = tried;
+  const { upstream, headersAt, dropUsageChunk, clientSignal, secrets } = tried;
   const times: OutcomeTimes = { headersAt, firstOutputAt: null };
   const status = upstream.status;
   if (status === 401 || REDIRECTS.has(status) || status < 200 || status > 599) {
@@ -172,7 +342,7 @@ async function answer(
   }
   if (status >= 400) {
     // Upstream's own error, as it sent it, less anything that looks like a key.
-    const { body, json, regionBlocked } = await upstreamErrorBody(upstream, settings.apiKey);
+    const { body, json, regionBlocked } = await upstreamErrorBody(upstream, secrets);
     const responseHeaders = keptHeaders(upstream.headers, false);
     if (json) responseHeaders.set("content-type", "application/json");
     if (regionBlocked) responseHeaders.set("x-should-retry", "false");
@@ -234,7 +404,7 @@ function settle(
   usage: Outcome["usage"] = null,
   outputEvents = 0,
 ): Outcome {
-  return { ending, upstreamStatus, stream, usage, outputEvents, ...times };
+  return { ending, upstreamStatus, stream, usage, outputEvents, upstream: null, tries: 0, ...times };
 }
 
 function failed(

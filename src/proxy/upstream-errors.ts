@@ -5,9 +5,14 @@ const MAX_ERROR_BYTES = 64 * 1024;
 
 /**
  * What a key, a session token or a bearer credential looks like in a message: OpenAI's own
- * (`sk-…`, `sk-proj-…`, `rk-…`, `sess-…`, ephemeral `ek_…`, masked or not) and any `Bearer …`.
+ * (`sk-…`, `sk-proj-…`, `rk-…`, `sess-…`, ephemeral `ek_…`, masked or not), other providers'
+ * (Groq's `gsk_…`, xAI's `xai-…`, Google's `AIza…`) and any `Bearer …`.
  */
-const KEY_LIKE = [/\b(?:sk|rk|sess|ek)[-_][A-Za-z0-9_*.-]{4,}/g, /\bBearer\s+[^\s"',;]+/gi];
+const KEY_LIKE = [
+  /\b(?:sk|rk|sess|ek|gsk|xai)[-_][A-Za-z0-9_*.-]{4,}/g,
+  /\bAIza[A-Za-z0-9_*-]{8,}/g,
+  /\bBearer\s+[^\s"',;]+/gi,
+];
 
 /** The code OpenAI answers with when a request comes from a country it does not serve. */
 export const REGION_BLOCKED = "unsupported_country_region_territory";
@@ -19,14 +24,15 @@ export const REGION_BLOCKED_MESSAGE =
   'proxy in a region OpenAI serves with "placement" in wrangler.jsonc (see the README).';
 
 /**
- * `text` with every key-like fragment replaced by `[redacted]`, and `secret` itself wherever it
- * appears.
+ * `text` with every key-like fragment replaced by `[redacted]`, and each of `secrets` (every
+ * upstream's keys) wherever it appears.
  *
  * @example
- * redact("Incorrect API key provided: sk-proj-****abcd.", "sk-…"); // "Incorrect API key provided: [redacted]."
+ * redact("Incorrect API key provided: sk-proj-****abcd.", ["sk-…"]); // "Incorrect API key provided: [redacted]."
  */
-export function redact(text: string, secret: string): string {
-  let out = secret.length >= 8 ? text.replaceAll(secret, "[redacted]") : text;
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) if (secret.length >= 8) out = out.replaceAll(secret, "[redacted]");
   for (const pattern of KEY_LIKE)
     out = out.replace(pattern, (match) => (match.startsWith("Bearer") ? "Bearer [redacted]" : "[redacted]"));
   return out;
@@ -39,11 +45,11 @@ export function redact(text: string, secret: string): string {
  * redacted text; one too large to read is replaced by a generic message.
  *
  * @example
- * const body = await upstreamErrorBody(upstream, config.upstream.apiKey);
+ * const body = await upstreamErrorBody(upstream, allKeys(config.upstream));
  */
 export async function upstreamErrorBody(
   upstream: Response,
-  secret: string,
+  secret: readonly string[],
 ): Promise<{ body: string; json: boolean; regionBlocked: boolean }> {
   const declared = Number(upstream.headers.get("content-length") ?? 0);
   if (declared > MAX_ERROR_BYTES) {

@@ -1,4 +1,4 @@
-import type { ReadyUpstream, UpstreamSettings } from "../config";
+import type { Upstream } from "../config";
 import { ProxyError } from "../errors";
 
 /**
@@ -49,26 +49,56 @@ function dropped(name: string, connection: ReadonlySet<string>): boolean {
   );
 }
 
+/** Paths that Azure serves per deployment (`/openai/deployments/<name>/…`); others are per resource. */
+const AZURE_DEPLOYMENT_PATHS = new Set([
+  "/chat/completions",
+  "/completions",
+  "/embeddings",
+  "/images/generations",
+  "/images/edits",
+  "/images/variations",
+  "/audio/speech",
+  "/audio/transcriptions",
+  "/audio/translations",
+]);
+
 /**
- * The upstream URL for a client path under `/v1` (e.g. `/chat/completions`) and its query string.
- * Whatever the path holds, the result stays on `OPENAI_BASE_URL`'s origin and under its path.
+ * The upstream URL for a client path under `/v1` (e.g. `/chat/completions`), its query string and
+ * the request's model. `openai`: the upstream's base URL, path and query. Azure with deployments:
+ * `<endpoint>/openai/deployments/<deployment of the model>/<path>` for the paths served per
+ * deployment, `<endpoint>/openai/<path>` for the rest, with the upstream's `api-version` (in place
+ * of any the client sent); Azure's v1 API: `<endpoint>/openai/v1/<path>`. Whatever the path holds,
+ * the result stays on the upstream's origin and under its base path.
  *
+ * @throws ProxyError 400 `invalid_path` for a path that would climb out of the base path.
  * @example
- * upstreamUrl(config.upstream, "/chat/completions", "?limit=2") // https://api.openai.com/v1/chat/completions?limit=2
+ * upstreamUrl(openai, "/chat/completions", "?limit=2", "gpt-4o"); // https://api.openai.com/v1/chat/completions?limit=2
+ * upstreamUrl(azure, "/chat/completions", "", "gpt-4o"); // https://r.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21
  */
-export function upstreamUrl(settings: UpstreamSettings, path: string, search: string): string {
-  const url = new URL(settings.baseUrl + path + search);
-  if (url.origin !== settings.baseOrigin || !url.pathname.startsWith(`${settings.basePath}/`)) {
+export function upstreamUrl(upstream: Upstream, path: string, search: string, model: string | null = null): string {
+  const deployments = upstream.azure?.deployments ?? null;
+  const deployed = deployments !== null && model !== null && AZURE_DEPLOYMENT_PATHS.has(path);
+  const prefix = deployed
+    ? `${upstream.baseUrl}/deployments/${encodeURIComponent(deployments.get(model) ?? model)}`
+    : upstream.baseUrl;
+  const url = new URL(prefix + path + search);
+  if (url.origin !== upstream.baseOrigin || !url.pathname.startsWith(`${upstream.basePath}/`)) {
     throw new ProxyError(400, "request path is not a valid OpenAI API path", { code: "invalid_path" });
   }
+  const apiVersion = upstream.azure?.apiVersion ?? null;
+  if (apiVersion !== null) url.searchParams.set("api-version", apiVersion);
   return url.href;
 }
 
 /**
  * The headers sent upstream: the client's own (content type, `openai-beta`, SDK telemetry, …)
- * minus what never goes upstream (see `dropped`), plus the operator's key, organization and project.
+ * minus what never goes upstream (see `dropped`), plus the upstream's key (`Authorization: Bearer`,
+ * or Azure's `api-key`) and its configured headers.
+ *
+ * @example
+ * upstreamHeaders(upstream, upstream.keys[0], request.headers).get("authorization"); // "Bearer sk-…"
  */
-export function upstreamHeaders(settings: ReadyUpstream, client: Headers): Headers {
+export function upstreamHeaders(upstream: Upstream, key: string, client: Headers): Headers {
   const headers = new Headers();
   const connection = new Set(
     (client.get("connection") ?? "")
@@ -79,8 +109,8 @@ export function upstreamHeaders(settings: ReadyUpstream, client: Headers): Heade
   for (const [name, value] of client) {
     if (!dropped(name, connection)) headers.set(name, value);
   }
-  headers.set("authorization", `Bearer ${settings.apiKey}`);
-  if (settings.organization !== undefined) headers.set("openai-organization", settings.organization);
-  if (settings.project !== undefined) headers.set("openai-project", settings.project);
+  for (const [name, value] of Object.entries(upstream.headers)) headers.set(name, value);
+  if (upstream.kind === "azure") headers.set("api-key", key);
+  else headers.set("authorization", `Bearer ${key}`);
   return headers;
 }

@@ -1,9 +1,10 @@
-import type { ReadyUpstream } from "../config";
+import type { Upstream, UpstreamSettings } from "../config";
 import { ProxyError } from "../errors";
 import { isRecord } from "../lib/json";
 import type { Outcome } from "../usage/spend";
 import { addUsage, readUsage, type Usage } from "../usage/usage";
 import type { Forwarded } from "./forward";
+import { nextKey } from "./pool";
 import { upstreamHeaders, upstreamUrl } from "./upstream";
 import { upstreamErrorBody } from "./upstream-errors";
 
@@ -19,8 +20,12 @@ export const BUDGET_CLOSE = { code: 1008, reason: "the daily token budget cannot
 
 /** What the route gives the relay: where to, the client's headers, and a say over each spend. */
 export type WebSocketCall = {
-  /** Path below the base URL, starting with `/`: `/realtime`. */
+  /** Path below `/v1`, starting with `/`: `/realtime`. */
   path: string;
+  /** The upstreams that serve the session's model, in order: the session goes to the first with a key. */
+  route: readonly Upstream[];
+  /** The session's model (after aliases). */
+  model: string | null;
   search: string;
   headers: Headers;
   /**
@@ -70,10 +75,19 @@ export function isWebSocketUpgrade(request: Request): boolean {
  * @example
  * return respond(c, await relayWebSocket(config.upstream, { path: "/realtime", search, headers, onUsage }));
  */
-export async function relayWebSocket(settings: ReadyUpstream, call: WebSocketCall): Promise<Forwarded> {
-  const what = `GET ${settings.basePath}${call.path} (WebSocket)`;
-  const url = upstreamUrl(settings, call.path, call.search);
-  const headers = upstreamHeaders(settings, call.headers);
+export async function relayWebSocket(settings: UpstreamSettings, call: WebSocketCall): Promise<Forwarded> {
+  const what = `GET /v1${call.path} (WebSocket)`;
+  const target = call.route.find((candidate) => nextKey(candidate) !== null);
+  const key = target === undefined ? null : nextKey(target);
+  if (target === undefined || key === null) {
+    return refused(
+      new ProxyError(502, `${what}: no upstream has a key it can use`, { code: "upstream_unreachable" }),
+      null,
+    );
+  }
+  const url = upstreamUrl(target, call.path, call.search, call.model);
+  const headers = upstreamHeaders(target, target.keys[key] ?? "", call.headers);
+  const secrets = settings.upstreams.flatMap((candidate) => candidate.keys);
   const offered = offeredProtocols(call.headers);
   headers.set("upgrade", "websocket");
   if (offered.includes(REALTIME)) headers.set("sec-websocket-protocol", REALTIME);
@@ -103,7 +117,7 @@ export async function relayWebSocket(settings: ReadyUpstream, call: WebSocketCal
       return refused(new ProxyError(502, message, { code: "upstream_auth_failed", retryable: false }), 401);
     }
     if (upstream.status >= 400 && upstream.status <= 599) {
-      const { body } = await upstreamErrorBody(upstream, settings.apiKey);
+      const { body } = await upstreamErrorBody(upstream, secrets);
       const response = new Response(body, { status: upstream.status, headers: { "content-type": "application/json" } });
       return { response, outcome: Promise.resolve(ended("upstream_error", upstream.status, null, 0, null)) };
     }
@@ -129,7 +143,7 @@ export async function relayWebSocket(settings: ReadyUpstream, call: WebSocketCal
   const finish = (ending: Outcome["ending"]) => {
     if (finished) return;
     finished = true;
-    resolveOutcome(ended(ending, 101, total, outputEvents, { headersAt, firstOutputAt }));
+    resolveOutcome({ ...ended(ending, 101, total, outputEvents, { headersAt, firstOutputAt }), upstream: target.name });
   };
   const closeBoth = (code: number, reason: string) => {
     for (const ws of [socket, server]) {
@@ -230,6 +244,8 @@ function ended(
     outputEvents,
     headersAt: times?.headersAt ?? null,
     firstOutputAt: times?.firstOutputAt ?? null,
+    upstream: null,
+    tries: 1,
   };
 }
 

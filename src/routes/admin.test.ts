@@ -174,7 +174,7 @@ describe("GET /admin/usage", () => {
     const response = await get("/admin/usage?group_by=route", bearer(ADMIN_TOKEN));
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({
-      error: { message: 'group_by must be client, model or day (got "route")', param: "group_by" },
+      error: { message: 'group_by must be client, model, day or upstream (got "route")', param: "group_by" },
     });
   });
 

@@ -8,6 +8,7 @@ import { defaultOutputCap } from "../usage/reservation";
 import { NO_RESERVATION, reservationCostUsd } from "../usage/spend";
 import type { Usage } from "../usage/usage";
 import { respond } from "./forwarded";
+import { modelList } from "./models";
 
 /**
  * `/v1/*`: a faithful pass-through of the OpenAI API. Method, path below `/v1` (as the client
@@ -26,9 +27,21 @@ export async function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
   const search = queryAt === -1 ? "" : url.slice(queryAt);
   const outgoing = c.get("outgoing");
   const upstream = c.get("config").upstream;
+  // Several upstreams, or aliases: the list is theirs together, not the first upstream's alone.
+  if (c.req.method === "GET" && path === "/models" && (upstream.configured || upstream.aliases.size > 0)) {
+    return c.json(await modelList(upstream, c.req.raw.headers));
+  }
   if (isWebSocketUpgrade(c.req.raw)) {
     const onUsage = budgetKeeper(c, outgoing.reservation.inputTokens + outgoing.reservation.outputTokens);
-    return respond(c, await relayWebSocket(upstream, { path, search, headers: c.req.raw.headers, onUsage }));
+    const call = {
+      path,
+      search: outgoing.query ?? search,
+      headers: c.req.raw.headers,
+      route: outgoing.route,
+      model: outgoing.model,
+      onUsage,
+    };
+    return respond(c, await relayWebSocket(upstream, call));
   }
   const forwarded = await forward(
     upstream,
@@ -38,6 +51,10 @@ export async function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
       search,
       headers: c.req.raw.headers,
       body: outgoing.body,
+      replay: outgoing.replay,
+      route: outgoing.route,
+      model: outgoing.model,
+      requestId: c.get("requestId"),
       shape: "openai",
       readUsage: c.req.method === "POST",
       withoutUsageOption: outgoing.withoutUsageOption,

@@ -59,6 +59,8 @@ describe("writeUsage", () => {
       ttftMs: null,
       incomplete: true,
       costEstimated: true,
+      upstream: "azure",
+      modelRequested: "smart",
     });
     await writeUsage(env.USAGE_DB, written);
     const row = await env.USAGE_DB.prepare("SELECT * FROM usage WHERE request_id = ?")
@@ -85,6 +87,8 @@ describe("writeUsage", () => {
       ttft_ms: null,
       incomplete: 1,
       cost_estimated: 1,
+      upstream: "azure",
+      model_requested: "smart",
     });
   });
 

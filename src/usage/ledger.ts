@@ -29,13 +29,17 @@ export type UsageRecord = {
   ttftMs: number | null;
   /** The counts are not upstream's own: an estimate or the reservation. */
   incomplete: boolean;
+  /** The upstream that answered (see `UPSTREAMS`); null when none was tried. */
+  upstream?: string | null;
+  /** The model as the client named it, when an alias (`MODEL_ALIASES`) stood for `model`; else null. */
+  modelRequested?: string | null;
 };
 
 const INSERT = `INSERT INTO usage (
   ts, day, request_id, client, client_kind, route, model, status,
   prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens,
-  cost_usd, duration_ms, ttft_ms, incomplete, basis, cost_estimated
-) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)`;
+  cost_usd, duration_ms, ttft_ms, incomplete, basis, cost_estimated, upstream, model_requested
+) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)`;
 
 /**
  * Writes one record to the ledger with a single prepared INSERT. Meant for `ctx.waitUntil`, after
@@ -71,6 +75,8 @@ export async function writeUsage(db: D1Database, record: UsageRecord): Promise<v
         record.incomplete ? 1 : 0,
         record.basis,
         record.costEstimated ? 1 : 0,
+        record.upstream ?? null,
+        record.modelRequested ?? null,
       )
       .run();
   } catch (error) {

@@ -71,7 +71,7 @@ describe("parseReportQuery", () => {
     expect(refusal({ group_by: "route" })).toMatchObject({
       status: 400,
       param: "group_by",
-      message: 'group_by must be client, model or day (got "route")',
+      message: 'group_by must be client, model, day or upstream (got "route")',
     });
   });
 

@@ -1,14 +1,14 @@
 import { ProxyError } from "../errors";
 
 /** What a usage report groups by. */
-export type GroupBy = "client" | "model" | "day";
+export type GroupBy = "client" | "model" | "day" | "upstream";
 
 /** A checked report query: the half-open period [`from`, `to`) as ISO datetimes, and the grouping. */
 export type ReportQuery = { from: string; to: string; groupBy: GroupBy };
 
 /** One group of a report. */
 export type ReportRow = {
-  /** The client name, the model (`(none)` for requests without one) or the UTC day. */
+  /** The client name, the model (`(none)` for requests without one), the UTC day or the upstream that answered (`(none)` when none was tried). */
   key: string;
   requests: number;
   prompt_tokens: number;
@@ -32,7 +32,7 @@ export type ReportDatabase = {
   };
 };
 
-export const GROUP_BYS: readonly GroupBy[] = ["client", "model", "day"];
+export const GROUP_BYS: readonly GroupBy[] = ["client", "model", "day", "upstream"];
 
 /** The longest period a report covers. */
 export const MAX_REPORT_DAYS = 366;
@@ -45,6 +45,7 @@ const KEY_COLUMNS: Record<GroupBy, string> = {
   client: "client",
   model: "COALESCE(model, '(none)')",
   day: "day",
+  upstream: "COALESCE(upstream, '(none)')",
 };
 
 /**
@@ -65,7 +66,8 @@ export function parseReportQuery(
 ): ReportQuery {
   const nowMs = typeof now === "number" ? now : now.getTime();
   const groupBy = present(query.group_by) ?? "client";
-  if (!isGroupBy(groupBy)) throw badParameter("group_by", `group_by must be client, model or day (got "${groupBy}")`);
+  if (!isGroupBy(groupBy))
+    throw badParameter("group_by", `group_by must be client, model, day or upstream (got "${groupBy}")`);
 
   const rawFrom = present(query.from);
   const rawTo = present(query.to);

@@ -38,6 +38,10 @@ export type Outcome = {
   headersAt: number | null;
   /** When upstream's first output came (for a JSON answer, its headers). */
   firstOutputAt: number | null;
+  /** The upstream that answered (the last one tried); null when none was tried. */
+  upstream: string | null;
+  /** How many tries it took, across keys and upstreams. */
+  tries: number;
 };
 
 /** The outcome of a request that upstream never saw. */
@@ -49,6 +53,8 @@ export const NOT_SENT: Outcome = {
   outputEvents: 0,
   headersAt: null,
   firstOutputAt: null,
+  upstream: null,
+  tries: 0,
 };
 
 /** What a request may spend at most, worked out before it is sent: what budgets reserve. */

@@ -25,6 +25,11 @@ export type RequestLog = {
   status: number;
   upstreamStatus: number | null;
   model: string | null;
+  /** The model as the client named it, when an alias stood for `model`. */
+  modelRequested?: string;
+  /** The upstream that answered, and how many tries it took across keys and upstreams. */
+  upstream: string | null;
+  tries: number;
   stream: boolean;
   durationMs: number;
   ttfbMs: number | null;
@@ -72,6 +77,9 @@ export function accounting(): MiddlewareHandler<AppEnv> {
     const path = c.req.path;
     const error =
       c.error instanceof ProxyError ? (c.error.code ?? c.error.type) : c.error ? "internal_error" : undefined;
+    // The name the client used, when an alias stood for the model.
+    const requested = outgoing?.modelRequested ?? null;
+    const modelRequested = requested !== null && requested !== outgoing?.model ? requested : null;
     const context: SpendContext = {
       model: outgoing?.model ?? null,
       billing: outgoing?.billing ?? "free",
@@ -100,6 +108,9 @@ export function accounting(): MiddlewareHandler<AppEnv> {
           status,
           upstreamStatus: ended.upstreamStatus,
           model: context.model,
+          ...(modelRequested !== null ? { modelRequested } : {}),
+          upstream: ended.upstream,
+          tries: ended.tries,
           stream: ended.stream,
           durationMs,
           ttfbMs: since(ended.headersAt),
@@ -138,6 +149,8 @@ export function accounting(): MiddlewareHandler<AppEnv> {
         durationMs,
         ttftMs: since(ended.firstOutputAt),
         incomplete: spend.incomplete,
+        upstream: ended.upstream,
+        modelRequested,
       }).catch((cause: unknown) => {
         console.error(
           JSON.stringify({ level: "error", msg: "usage ledger write failed", requestId, error: String(cause) }),

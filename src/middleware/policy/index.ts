@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import type { Client } from "../../client";
-import { compilePatterns, matchesAny, type PolicySettings, type SeedDefaults } from "../../config";
+import { compilePatterns, matchesAny, type PolicySettings, type SeedDefaults, type Upstream } from "../../config";
 import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
 import { concatBytes } from "../../lib/bytes";
@@ -9,6 +9,7 @@ import { arrayLength, type JsonObject, memberValue, withMembers } from "../../li
 import { formFields } from "../../lib/multipart";
 import { spendLimited } from "../../limits/client";
 import type { AddedUsageOption, RequestBody } from "../../proxy/forward";
+import { routeFor } from "../../proxy/pool";
 import { acceptsStreamOptions } from "../../proxy/quirks";
 import { isWebSocketUpgrade } from "../../proxy/websocket";
 import {
@@ -36,11 +37,19 @@ declare module "hono" {
 export type Outgoing = {
   /** The decoded path below `/v1` that decisions follow, e.g. `/chat/completions`. */
   endpoint: string;
-  /** The model the request names; null when it names none (or not as a string). */
+  /** The model the request names, an alias resolved (`MODEL_ALIASES`); null when it names none (or not as a string). */
   model: string | null;
+  /** The model as the client named it: an alias, or the model itself. */
+  modelRequested: string | null;
+  /** The upstreams that serve the model, in the order to try them (see `routeFor`). */
+  route: readonly Upstream[];
+  /** The query string to send, when the proxy changed it (a Realtime session's aliased model); null keeps the client's. */
+  query: string | null;
   stream: boolean;
   /** The body to send: the client's bytes, or a copy with the proxy's changes. */
   body: RequestBody;
+  /** The same body again, for another try; null when it cannot be sent twice (an upload streamed through). */
+  replay: (() => RequestBody) | null;
   /**
    * The proxy added `stream_options.include_usage` (its usage chunk must then not reach the
    * client): the body without it, for an upstream that refuses the field; null when it added nothing.
@@ -126,8 +135,15 @@ export function policy(route: "openai" | "seed"): MiddlewareHandler<AppEnv> {
     if (c.req.method === "POST" && budgeted && billing === "reported" && !config.policy.namedPaths.has(path)) {
       checkSpendIsSeen(c.req.method, c.req.path, endpoint);
     }
+    const { aliases, upstreams, includeStreamUsage } = config.upstream;
+    const routed = (outgoing: Omit<Outgoing, "route">): Outgoing => {
+      const route = routeFor(upstreams, outgoing.model);
+      if (outgoing.model !== null && route.length === 0) throw modelNotFound(outgoing.modelRequested ?? outgoing.model);
+      return { ...outgoing, route };
+    };
     if (isWebSocketUpgrade(c.req.raw)) {
-      c.set("outgoing", session(endpoint, new URL(c.req.url).searchParams.getAll("model"), config.policy, client));
+      const query = new URL(c.req.url).searchParams;
+      c.set("outgoing", routed(session(endpoint, query, config.policy, client, aliases)));
       return next();
     }
     let json = c.get("json");
@@ -139,12 +155,13 @@ export function policy(route: "openai" | "seed"): MiddlewareHandler<AppEnv> {
       if (billing === "tokens" && bytes !== null && bytes.byteLength > 0) {
         throw isUpload(contentType) ? unreadableForm() : invalidJson(bytes);
       }
-      c.set("outgoing", opaque(endpoint, billing, body, c.req.header("content-length")));
+      c.set("outgoing", routed(opaque(endpoint, billing, body, c.req.header("content-length"))));
     } else {
-      const context = { endpoint, billing, seed, budgeted, policy: config.policy, client };
-      const { includeStreamUsage, baseUrl } = config.upstream;
-      const mayAddStreamOptions = includeStreamUsage && acceptsStreamOptions(baseUrl);
-      c.set("outgoing", plan(fields, { ...context, defaults: config.seed, body, mayAddStreamOptions }));
+      const context = { endpoint, billing, seed, budgeted, policy: config.policy, client, aliases };
+      // Added when an upstream may take it; the others get the request without it (see forward).
+      const mayAddStreamOptions =
+        includeStreamUsage && upstreams.some((u) => u.includeStreamUsage && acceptsStreamOptions(u.baseUrl));
+      c.set("outgoing", routed(plan(fields, { ...context, defaults: config.seed, body, mayAddStreamOptions })));
     }
     await next();
   };
@@ -204,14 +221,28 @@ function checkSpendIsSeen(method: string, path: string, endpoint: string): void 
  * A WebSocket session (the Realtime API): its model is in the query string (once); it holds a stream
  * slot while it lasts, and reserves one answer's output at first, more as it spends.
  */
-function session(endpoint: string, models: string[], settings: PolicySettings, client: Client): Outgoing {
+function session(
+  endpoint: string,
+  query: URLSearchParams,
+  settings: PolicySettings,
+  client: Client,
+  aliases: ReadonlyMap<string, string>,
+): Omit<Outgoing, "route"> {
+  const models = query.getAll("model");
   if (models.length > 1) {
     throw new ProxyError(400, "the query string names model more than once", {
       code: "invalid_parameter",
       param: "model",
     });
   }
-  const model = models[0] ?? null;
+  const requested = models[0] ?? null;
+  const aliased = requested === null ? undefined : aliases.get(requested);
+  const model = aliased ?? requested;
+  let rewritten: string | null = null;
+  if (aliased !== undefined) {
+    query.set("model", aliased);
+    rewritten = `?${query}`;
+  }
   if (model !== null) checkModel(settings, client, model);
   else if (settings.allowedModels !== null || client.models !== undefined) {
     throw new ProxyError(400, "name the session's model (?model=…): this proxy allows only some models", {
@@ -224,8 +255,11 @@ function session(endpoint: string, models: string[], settings: PolicySettings, c
   return {
     endpoint,
     model,
+    modelRequested: requested,
+    query: rewritten,
     stream: true,
     body: null,
+    replay: () => null,
     withoutUsageOption: null,
     billing,
     reservation,
@@ -234,7 +268,12 @@ function session(endpoint: string, models: string[], settings: PolicySettings, c
 }
 
 /** An outgoing request whose body the proxy does not read (an upload, or no body): sent as it came. */
-function opaque(endpoint: string, billing: Billing, body: RequestBody, length: string | undefined): Outgoing {
+function opaque(
+  endpoint: string,
+  billing: Billing,
+  body: RequestBody,
+  length: string | undefined,
+): Omit<Outgoing, "route"> {
   const bytes = body instanceof Uint8Array ? body.byteLength : Number(length ?? 0) || 0;
   const tokens = uploadInputTokens(endpoint, { bytes, files: 1 });
   const reservation =
@@ -244,8 +283,12 @@ function opaque(endpoint: string, billing: Billing, body: RequestBody, length: s
   return {
     endpoint,
     model: null,
+    modelRequested: null,
+    query: null,
     stream: false,
     body,
+    // Bytes can be sent again; a stream passed through cannot.
+    replay: body instanceof ReadableStream ? null : () => body,
     withoutUsageOption: null,
     billing,
     reservation,
@@ -263,12 +306,14 @@ type PlanContext = {
   client: Client;
   defaults: SeedDefaults;
   body: RequestBody;
-  /** The proxy may add `stream_options` for this upstream (see `INCLUDE_STREAM_USAGE`). */
+  /** The proxy may add `stream_options` for an upstream of the request (see `INCLUDE_STREAM_USAGE`). */
   mayAddStreamOptions: boolean;
+  /** `MODEL_ALIASES`. */
+  aliases: ReadonlyMap<string, string>;
 };
 
 /** Applies the rules to a request the proxy can read, and works out its one rewrite. */
-function plan(fields: Fields, context: PlanContext): Outgoing {
+function plan(fields: Fields, context: PlanContext): Omit<Outgoing, "route"> {
   const { endpoint, billing, policy: settings, json } = { ...context, json: fields.json };
   for (const field of READ_FIELDS) {
     if (fields.duplicates.has(field)) {
@@ -280,7 +325,23 @@ function plan(fields: Fields, context: PlanContext): Outgoing {
   const value = (field: string) => (field in changes ? changes[field] : fields.get(field));
 
   const rawModel = value("model");
-  const model = typeof rawModel === "string" ? rawModel : null;
+  const requested = typeof rawModel === "string" ? rawModel : null;
+  const aliased = requested === null ? undefined : context.aliases.get(requested);
+  if (aliased !== undefined) {
+    // A form is sent as it came: an alias in it would reach upstream as it is.
+    if (json === null) {
+      throw new ProxyError(
+        400,
+        `model aliases apply to JSON bodies; name the model itself in a form, not "${requested}"`,
+        {
+          code: "invalid_parameter",
+          param: "model",
+        },
+      );
+    }
+    changes.model = aliased;
+  }
+  const model = aliased ?? requested;
   if (model !== null) checkModel(settings, context.client, model);
   if (context.budgeted && billing === "tokens")
     checkHostedTools(settings, model, value("tools"), value("web_search_options"));
@@ -319,7 +380,13 @@ function plan(fields: Fields, context: PlanContext): Outgoing {
     }
   }
 
-  const body = json === null || Object.keys(changes).length === 0 ? context.body : bodyOf(withMembers(json, changes));
+  let body = context.body;
+  let replay: Outgoing["replay"] = body instanceof ReadableStream ? null : () => context.body;
+  if (json !== null && Object.keys(changes).length > 0) {
+    const pieces = withMembers(json, changes);
+    body = bodyOf(pieces);
+    replay = () => bodyOf(pieces);
+  }
   const counted = {
     n: value("n"),
     best_of: value("best_of"),
@@ -333,7 +400,19 @@ function plan(fields: Fields, context: PlanContext): Outgoing {
       ? reservationFor(endpoint, { input: fields.input, cap, model, fields: counted })
       : NO_RESERVATION;
   const unseenOutput = (model !== null && REASONING_MODEL.test(model)) || value("background") === true;
-  return { endpoint, model, stream, body, withoutUsageOption, billing, reservation, unseenOutput };
+  return {
+    endpoint,
+    model,
+    modelRequested: requested,
+    query: null,
+    stream,
+    body,
+    replay,
+    withoutUsageOption,
+    billing,
+    reservation,
+    unseenOutput,
+  };
 }
 
 /** A rewritten body up to this size is sent as one array (one small copy); a larger one as a stream of its pieces. */
@@ -432,6 +511,14 @@ function checkModel(settings: PolicySettings, client: Client, model: string): vo
     tokenPatterns.set(claim, patterns);
   }
   if (!matchesAny(patterns, model)) throw modelNotAllowed(model);
+}
+
+/** OpenAI's own answer for a model it does not serve: 404 `model_not_found`. */
+function modelNotFound(model: string): ProxyError {
+  return new ProxyError(404, `The model \`${model}\` does not exist or you do not have access to it.`, {
+    code: "model_not_found",
+    param: "model",
+  });
 }
 
 function modelNotAllowed(model: string): ProxyError {

@@ -5,6 +5,8 @@ import { call, json, logged, mockUpstream, openaiJson, postJson, proxyRequest, r
 const fresh = () => crypto.randomUUID().replaceAll("-", "");
 const CHAT = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };
 const USAGE = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 };
+/** A model only the OpenAI-compatible upstream serves. */
+const DEEP = { ...CHAT, model: "deepseek-chat" };
 
 /** Two upstreams (an OpenAI-compatible one with two keys, an Azure one), with keys of their own. */
 function setup(overrides: { attempts?: number; aliases?: Record<string, string>; weights?: [number, number] } = {}) {
@@ -103,7 +105,7 @@ describe("routing by model and alias", () => {
 });
 
 describe("failover before the first byte", () => {
-  it("moves a 429 to the next key, and rests the refused key until its Retry-After", async () => {
+  it("moves a 429 to another key when no other upstream serves the model, and rests the key until its Retry-After", async () => {
     const { vars, which } = setup();
     const upstream = mockUpstream((request) =>
       which(request) === "A1"
@@ -112,17 +114,17 @@ describe("failover before the first byte", () => {
           })
         : openaiJson({ usage: USAGE }, 200, { "x-request-id": `req_${fresh()}` }),
     );
-    const first = await call(postJson("/v1/chat/completions", CHAT), vars);
+    const first = await call(postJson("/v1/chat/completions", DEEP), vars);
     expect(first.response.status).toBe(200);
     await text(first.response);
     await first.settled();
     // A1 rests: the next requests all go to A2.
-    for (let i = 0; i < 2; i++) await call(postJson("/v1/chat/completions", CHAT), vars);
+    for (let i = 0; i < 2; i++) await call(postJson("/v1/chat/completions", DEEP), vars);
     expect(upstream.map(which)).toEqual(["A1", "A2", "A2", "A2"]);
     const id = first.response.headers.get("x-request-id");
     const answered = tries().find((line) => line.upstreamRequestId === id);
     expect(tries().filter((line) => line.requestId === answered?.requestId)).toMatchObject([
-      { upstream: "compat", key: 0, status: 429, failover: "key" },
+      { upstream: "compat", key: 0, status: 429, failover: "upstream" },
       { upstream: "compat", key: 1, status: 200 },
     ]);
     // The refused try cost nothing: the request is charged what the answer reported.
@@ -136,6 +138,7 @@ describe("failover before the first byte", () => {
 
   it.each([
     ["503", () => openaiJson({ error: { message: "overloaded", type: "server_error" } }, 503)],
+    ["a 429 (a rate limit is the account's)", () => openaiJson({ error: { message: "slow", type: "requests" } }, 429)],
     ["502", () => new Response("bad gateway", { status: 502 })],
     [
       "a region block",

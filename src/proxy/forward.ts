@@ -78,7 +78,11 @@ const DEFAULT_REST_MS = 10_000;
 /** One try: upstream's answer, or how the try failed before there was one. */
 type Try = { upstream: Response; headersAt: number } | { failure: Forwarded };
 
-/** Why a try goes on to another key or upstream: `key` for what one key met (429, 401), `upstream` for the rest. */
+/**
+ * Why a try goes on, and where first: `key`, another key of the same upstream (a refused key, 401);
+ * `upstream`, the next upstream, else another key here (429, which also rests the key; 5xx,
+ * unreachable, region block).
+ */
 type Failover = { scope: "key" | "upstream"; status: number | null; restUntil?: number; refused?: boolean };
 
 /**
@@ -90,8 +94,9 @@ type Failover = { scope: "key" | "upstream"; status: number | null; restUntil?: 
  * client going away cancels upstream.
  *
  * Tries `call.route` in order, each upstream's keys in turn: before anything reached the client, a
- * connection error, 429, 401, 502, 503, 504 or a region block moves the request to the next key
- * (429 rests the key until its `Retry-After`, 401 takes it out of the pool) or the next upstream,
+ * connection error, 429, 401, 502, 503, 504 or a region block moves the request to the next
+ * upstream or key (429 rests the key until its `Retry-After`, 401 takes it out of the pool and tries
+ * the upstream's next key),
  * at most `UPSTREAM_ATTEMPTS` tries in all, all within `UPSTREAM_TIMEOUT_MS`; a body that cannot
  * be replayed is tried once. When the proxy added `stream_options` and an upstream refuses the
  * field (400), the client's request is sent there once more without it, and the isolate stops
@@ -215,7 +220,8 @@ async function failoverOf(result: Try): Promise<Failover | null> {
     return ending === "unreachable" ? { scope: "upstream", status: null } : null;
   }
   const { status, headers } = result.upstream;
-  if (status === 429) return { scope: "key", status, restUntil: Date.now() + retryAfterMs(headers) };
+  // A rate limit is usually the account's, shared by its keys: another upstream first, else another key.
+  if (status === 429) return { scope: "upstream", status, restUntil: Date.now() + retryAfterMs(headers) };
   if (status === 401) return { scope: "key", status, refused: true };
   if (status === 502 || status === 503 || status === 504) return { scope: "upstream", status };
   if (status === 403) {

@@ -269,3 +269,42 @@ describe("lifecycle", () => {
     expect(await res).toBeInstanceOf(Error);
   });
 });
+
+describe("fake-openai as Azure OpenAI, and its faults by key and on demand", () => {
+  let azure: FakeOpenAI;
+  beforeAll(async () => {
+    azure = await startFakeOpenAI({ azure: true, keyFaults: { "az-limited": "fault-429" } });
+  });
+  afterAll(() => azure.close());
+  const base = () => azure.url.replace(/\/v1$/, "");
+  const chat = (path: string, key = "az-key") =>
+    fetch(`${base()}${path}`, {
+      method: "POST",
+      headers: { "api-key": key, "content-type": "application/json" },
+      body: '{"messages":[{"role":"user","content":"hi"}]}',
+    });
+
+  it("serves a deployment path with an api-version, its deployment standing for the model", async () => {
+    const response = await chat("/openai/deployments/mini/chat/completions?api-version=2024-10-21");
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({
+      model: "mini",
+      choices: [{ message: { content: "Hello! You said: hi" } }],
+    });
+    expect(azure.requests.at(-1)?.path).toBe("/openai/deployments/mini/chat/completions?api-version=2024-10-21");
+    expect((await chat("/openai/v1/chat/completions")).status).toBe(400); // the v1 API needs a model
+  });
+
+  it("answers as Azure does without an api-version, without a key, and for a wrong one", async () => {
+    expect((await chat("/openai/deployments/mini/chat/completions")).status).toBe(404);
+    expect((await chat("/openai/deployments/mini/chat/completions?api-version=1", "az-wrong")).status).toBe(401);
+    expect((await chat("/v1/chat/completions")).status).toBe(404);
+  });
+
+  it("answers a key's fault, and the next requests' faults on demand", async () => {
+    expect((await chat("/openai/deployments/mini/chat/completions?api-version=1", "az-limited")).status).toBe(429);
+    azure.failNext("fault-503");
+    expect((await chat("/openai/deployments/mini/chat/completions?api-version=1")).status).toBe(503);
+    expect((await chat("/openai/deployments/mini/chat/completions?api-version=1")).status).toBe(200);
+  });
+});

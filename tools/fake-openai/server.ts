@@ -24,6 +24,14 @@
  * per request `x-fake-strict: stream_options`, a body with `stream_options` gets 400 "Unrecognized request
  * argument supplied: stream_options", and streams never carry a usage chunk.
  *
+ * Azure (option `azure`): requests authenticate with an `api-key` header (`az-wrong` is refused with Azure's 401);
+ * `/openai/deployments/<deployment>/<path>?api-version=…` is served as `/v1/<path>` with the deployment as the
+ * model when the body names none (no `api-version`: Azure's 404), `/openai/v1/<path>` as `/v1/<path>`, and
+ * `/openai/<path>?api-version=…` as `/v1/<path>`. The recorded path is the one Azure would see.
+ *
+ * Key faults (option `keyFaults`, e.g. `{"sk-limited": "fault-429"}`) answer every request made with that key
+ * with the fault; `failNext(fault, n)` answers the next n requests with it.
+ *
  * Realtime: `GET /v1/realtime?model=…` upgrades to a WebSocket session (see realtime.ts), recorded in `sessions`.
  *
  * Also: GET|POST /v1/echo reflects what it received; GET /__fake/requests and POST /__fake/reset are
@@ -51,6 +59,10 @@ export interface FakeOptions {
   record?: boolean;
   /** Refuse `stream_options` as an upstream that does not know it does (see the header comment). */
   strict?: boolean;
+  /** Answer as Azure OpenAI does (see the header comment): `api-key`, `/openai/deployments/<name>/…` with `api-version`, `/openai/v1/…`. */
+  azure?: boolean;
+  /** A fault for every request made with a given key (the key as sent, without `Bearer`). */
+  keyFaults?: Record<string, string>;
 }
 
 export interface RecordedRequest {
@@ -78,6 +90,8 @@ export interface FakeOpenAI {
   /** The Realtime sessions opened over WebSocket, in order. */
   sessions: RealtimeSession[];
   waitForRequest(pred: (r: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest>;
+  /** Applies `fault` (e.g. `fault-503`) to the next `count` requests, whatever they are. */
+  failNext(fault: string, count?: number): void;
   /** Resolves once the response to `requestId` is over (finished or hung up); check `clientClosedEarly`. */
   waitForClose(requestId: string, timeoutMs?: number): Promise<RecordedRequest>;
   reset(): void;
@@ -131,6 +145,8 @@ export async function startFakeOpenAI(options: FakeOptions = {}): Promise<FakeOp
   const events = new EventEmitter().setMaxListeners(0); // "request", "close" (a response is over), "shutdown"
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
+  /** Faults for the next requests (`failNext`). */
+  const pending: string[] = [];
   let shuttingDown = false;
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -181,6 +197,11 @@ export async function startFakeOpenAI(options: FakeOptions = {}): Promise<FakeOp
     }
     rec.json = parseJson(rec);
     record();
+    if (options.azure && !asAzure(ctx)) return;
+    const key = /^Bearer\s+(\S+)/i.exec(req.headers.authorization ?? "")?.[1];
+    const keyFault = key === undefined ? undefined : options.keyFaults?.[key];
+    const next = pending.length > 0 ? pending.shift() : undefined;
+    if (keyFault !== undefined || next !== undefined) req.headers["x-fake-fault"] = keyFault ?? next;
     await handle(ctx).catch((err: unknown) => {
       if (abort.signal.aborted) return; // a timer was cancelled because the response closed
       if (res.headersSent) res.destroy();
@@ -250,7 +271,11 @@ export async function startFakeOpenAI(options: FakeOptions = {}): Promise<FakeOp
         timeoutMs,
         () => `waitForClose(${id}): ${state(id)}`,
       ),
+    failNext: (fault, count = 1) => {
+      for (let i = 0; i < count; i++) pending.push(fault);
+    },
     reset: () => {
+      pending.length = 0;
       requests.length = 0;
       sessions.length = 0;
     },
@@ -265,4 +290,47 @@ export async function startFakeOpenAI(options: FakeOptions = {}): Promise<FakeOp
       return closing;
     },
   };
+}
+
+const AZURE_401 =
+  "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an " +
+  "active subscription and use a correct regional API endpoint for your resource.";
+
+/**
+ * Serves an Azure-shaped request as the OpenAI route it stands for (see the header comment): checks its
+ * `api-key` and `api-version`, then rewrites the URL and the auth the routes read. False when it answered.
+ */
+function asAzure(ctx: Ctx): boolean {
+  const { req, url } = ctx;
+  const azureError = (status: number, message: string): false => {
+    const body = JSON.stringify({ error: { code: String(status), message } });
+    ctx.res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    ctx.res.end(body);
+    return false;
+  };
+  const apiKey = req.headers["api-key"];
+  if (typeof apiKey !== "string" || apiKey === "" || apiKey === "az-wrong") return azureError(401, AZURE_401);
+  const deployment = /^\/openai\/deployments\/([^/]+)(\/.+)$/.exec(url.pathname);
+  const v1 = /^\/openai\/v1(\/.+)$/.exec(url.pathname);
+  const resource = /^\/openai(\/.+)$/.exec(url.pathname);
+  let path: string;
+  if (deployment !== null) {
+    if (!url.searchParams.has("api-version")) return azureError(404, "Resource not found");
+    path = deployment[2] ?? "";
+    const model = decodeURIComponent(deployment[1] ?? "");
+    if (isObject(ctx.rec.json) && ctx.rec.json.model === undefined) ctx.rec.json.model = model;
+  } else if (v1 !== null) {
+    path = v1[1] ?? "";
+  } else if (resource !== null && url.searchParams.has("api-version")) {
+    path = resource[1] ?? "";
+  } else {
+    return azureError(404, "Resource not found");
+  }
+  url.pathname = `/v1${path}`;
+  req.headers.authorization = `Bearer ${apiKey}`;
+  return true;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -266,7 +266,7 @@ export function parseModelAliases(raw: string | undefined): { aliases: ReadonlyM
   for (const [alias, model] of Object.entries(parsed)) {
     if (typeof model !== "string" || model.trim() === "" || alias.trim() === "") {
       errors.push(`MODEL_ALIASES.${alias}: must name a model`);
-    } else if (model in parsed) {
+    } else if (Object.hasOwn(parsed, model)) {
       errors.push(`MODEL_ALIASES.${alias}: "${model}" is itself an alias; name the model it stands for`);
     } else aliases.set(alias, model);
   }

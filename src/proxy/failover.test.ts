@@ -205,6 +205,51 @@ describe("failover before the first byte", () => {
     expect(upstream).toHaveLength(1);
   });
 
+  it("passes an upstream's own 504 on: a gateway that timed out may have left the model working", async () => {
+    const { vars } = setup({ weights: [1, 0.000001] });
+    const upstream = mockUpstream(() => openaiJson({ error: { message: "gateway timeout" } }, 504));
+    const { response } = await call(postJson("/v1/chat/completions", CHAT), vars);
+    expect(response.status).toBe(504);
+    expect(upstream).toHaveLength(1);
+  });
+
+  it("passes over an upstream whose only key rests, while another serves the model", async () => {
+    const { vars } = setup({ attempts: 1, weights: [1, 0.000001] });
+    const one = { ...vars, A2: "", UPSTREAMS: vars.UPSTREAMS?.replace('"keys":["A1","A2"]', '"keys":["A1"]') ?? "" };
+    const upstream = mockUpstream((request) =>
+      new URL(request.url).hostname.startsWith("compat-")
+        ? openaiJson({ error: { message: "slow" } }, 429, { "retry-after": "30" })
+        : openaiJson({ usage: USAGE }),
+    );
+    expect((await call(postJson("/v1/chat/completions", CHAT), one)).response.status).toBe(429);
+    expect((await call(postJson("/v1/chat/completions", CHAT), one)).response.status).toBe(200);
+    expect(upstream.map((r) => new URL(r.url).hostname.split("-")[0])).toEqual(["compat", "azure"]);
+  });
+
+  it("keeps a key's standing per upstream: one that refuses a shared key leaves the other's alone", async () => {
+    const id = fresh();
+    const upstreams = [
+      { name: "x", base_url: `https://shared-${id}.test/v1`, keys: ["K1", "K2"], models: ["x-*"] },
+      { name: "y", base_url: `https://shared-${id}.test/v1`, keys: ["K1"], models: ["y-*"] },
+    ];
+    const vars = { K1: `sk-k1-${id}`, K2: `sk-k2-${id}`, UPSTREAMS: JSON.stringify(upstreams) };
+    mockUpstream((request) =>
+      request.headers.get("authorization") === `Bearer sk-k1-${id}` &&
+      (request.headers.get("x-test") ?? "") === "refuse"
+        ? openaiJson({ error: { message: "bad key" } }, 401)
+        : openaiJson({ usage: USAGE }),
+    );
+    await call(postJson("/v1/chat/completions", { ...CHAT, model: "x-1" }, { "x-test": "refuse" }), vars);
+    expect((await call(postJson("/v1/chat/completions", { ...CHAT, model: "y-1" }), vars)).response.status).toBe(200);
+  });
+
+  it("writes no line per try with LOG_REQUESTS=false", async () => {
+    const { vars } = setup();
+    mockUpstream(() => openaiJson({ usage: USAGE }));
+    await call(postJson("/v1/chat/completions", CHAT), { ...vars, LOG_REQUESTS: "false" });
+    expect(tries()).toHaveLength(0);
+  });
+
   it("stops at UPSTREAM_ATTEMPTS, passing the last answer on", async () => {
     const { vars } = setup({ attempts: 1 });
     const upstream = mockUpstream(() => openaiJson({ error: { message: "overloaded", type: "server_error" } }, 503));

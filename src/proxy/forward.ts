@@ -4,7 +4,7 @@ import { JsonUsageReader } from "../usage/json-usage";
 import type { Ending, Outcome } from "../usage/spend";
 import { SseUsageReader } from "../usage/sse-usage";
 import { isPassed } from "./client-headers";
-import { dropKey, hasOtherKey, nextKey, restKey } from "./pool";
+import { dropKey, hasOtherKey, hasReadyKey, nextKey, restKey } from "./pool";
 import { acceptsStreamOptions, refusesAddedField, rememberRefusesStreamOptions } from "./quirks";
 import { passThroughSse } from "./sse";
 import { SseFramer } from "./sse-framing";
@@ -34,6 +34,8 @@ export type UpstreamCall = {
   model: string | null;
   /** For the log line of each try. */
   requestId: string;
+  /** Write a log line per try (`LOG_REQUESTS`). */
+  logTries: boolean;
   /** The route's error shape, for the in-band error event of a cut stream. */
   shape: ErrorShape;
   /** Read the answer's `usage` as it passes (a POST: what it spent), JSON or SSE, whatever the path. */
@@ -94,7 +96,7 @@ type Failover = { scope: "key" | "upstream"; status: number | null; restUntil?: 
  * client going away cancels upstream.
  *
  * Tries `call.route` in order, each upstream's keys in turn: before anything reached the client, a
- * connection error, 429, 401, 502, 503, 504 or a region block moves the request to the next
+ * connection error, 429, 401, 502, 503 or a region block moves the request to the next
  * upstream or key (429 rests the key until its `Retry-After`, 401 takes it out of the pool and tries
  * the upstream's next key),
  * at most `UPSTREAM_ATTEMPTS` tries in all, all within `UPSTREAM_TIMEOUT_MS`; a body that cannot
@@ -115,11 +117,13 @@ export async function forward(
   if (clientSignal.aborted) return failed(clientClosed(what), "not_sent");
   const deadline = Date.now() + settings.timeoutMs;
   const secrets = settings.upstreams.flatMap((upstream) => upstream.keys);
+  // Upstreams with a key ready first: one whose keys all rest is tried only when no other is left.
+  const route = [...call.route.filter((u) => hasReadyKey(u)), ...call.route.filter((u) => !hasReadyKey(u))];
   let at = 0;
   let tries = 0;
   let last: { result: Try; upstream: Upstream; key: number; dropUsageChunk: boolean } | null = null;
-  while (tries < settings.attempts && at < call.route.length) {
-    const upstream = call.route[at] as Upstream;
+  while (tries < settings.attempts && at < route.length) {
+    const upstream = route[at] as Upstream;
     const key = nextKey(upstream);
     if (key === null) {
       at++;
@@ -166,7 +170,7 @@ export async function forward(
       }
     }
     const failover = await failoverOf(result);
-    logTry(call.requestId, upstream, key, result, failover, Date.now() - startedAt);
+    if (call.logTries) logTry(call.requestId, upstream, key, result, failover, Date.now() - startedAt);
     last = { result, upstream, key, dropUsageChunk };
     if (failover === null) break;
     if (failover.refused) dropKey(upstream, key);
@@ -174,7 +178,7 @@ export async function forward(
     // Another key of the same upstream for what one key met; the next upstream for the rest (or,
     // when there is none, another key here).
     const anotherKey = hasOtherKey(upstream, key);
-    const anotherUpstream = at + 1 < call.route.length;
+    const anotherUpstream = at + 1 < route.length;
     const next =
       failover.scope === "key"
         ? anotherKey
@@ -223,7 +227,8 @@ async function failoverOf(result: Try): Promise<Failover | null> {
   // A rate limit is usually the account's, shared by its keys: another upstream first, else another key.
   if (status === 429) return { scope: "upstream", status, restUntil: Date.now() + retryAfterMs(headers) };
   if (status === 401) return { scope: "key", status, refused: true };
-  if (status === 502 || status === 503 || status === 504) return { scope: "upstream", status };
+  // Not 504: a gateway that timed out may have left the model working, as the proxy's own timeout may.
+  if (status === 502 || status === 503) return { scope: "upstream", status };
   if (status === 403) {
     const text = await readLimited(result.upstream);
     // Put back for whoever reads it next: this try's answer, or nobody.

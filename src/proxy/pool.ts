@@ -11,8 +11,9 @@ const keyStates = new Map<string, KeyState>();
 const turns = new Map<string, number>();
 
 const stateOf = (upstream: Upstream, index: number): KeyState => {
-  // By the key itself (held in memory only, never logged): its standing is the key's, whatever upstream lists it.
-  const id = `${upstream.baseUrl}\n${upstream.keys[index] ?? index}`;
+  // Per upstream and key (the key held in memory only, never logged): two upstreams that share a key
+  // each keep their own standing of it.
+  const id = `${upstream.name}\n${upstream.baseUrl}\n${upstream.keys[index] ?? index}`;
   let state = keyStates.get(id);
   if (state === undefined) {
     state = { restUntil: 0, out: false, refused: false };
@@ -54,19 +55,27 @@ export function routeFor(upstreams: readonly Upstream[], model: string | null, r
  */
 export function nextKey(upstream: Upstream, now = Date.now()): number | null {
   const count = upstream.keys.length;
-  const start = turns.get(upstream.baseUrl) ?? 0;
+  const start = turns.get(`${upstream.name}\n${upstream.baseUrl}`) ?? 0;
   let resting: { index: number; until: number } | null = null;
   for (let step = 0; step < count; step++) {
     const index = (start + step) % count;
     const state = stateOf(upstream, index);
     if (state.out) continue;
     if (state.restUntil <= now) {
-      turns.set(upstream.baseUrl, (index + 1) % count);
+      turns.set(`${upstream.name}\n${upstream.baseUrl}`, (index + 1) % count);
       return index;
     }
     if (resting === null || state.restUntil < resting.until) resting = { index, until: state.restUntil };
   }
   return resting?.index ?? null;
+}
+
+/** Whether `upstream` has a key that is neither out of the pool nor resting. */
+export function hasReadyKey(upstream: Upstream, now = Date.now()): boolean {
+  return upstream.keys.some((_, index) => {
+    const state = stateOf(upstream, index);
+    return !state.out && state.restUntil <= now;
+  });
 }
 
 /** Whether `upstream` has a key other than `key` that is neither out of the pool nor resting. */

@@ -34,7 +34,7 @@ describe("upstreamUrl", () => {
 
   it("sends an Azure model to its deployment, with the upstream's api-version in place of the client's", () => {
     expect(upstreamUrl(azure, "/chat/completions", "?api-version=1999-01-01&x=1", "gpt-4o")).toBe(
-      "https://r.openai.azure.com/openai/deployments/big-one/chat/completions?api-version=2024-10-21&x=1",
+      "https://r.openai.azure.com/openai/deployments/big-one/chat/completions?x=1&api-version=2024-10-21",
     );
     // A model served without a deployment of its own is deployed under its name.
     expect(upstreamUrl(azure, "/embeddings", "", "gpt-4o-mini")).toBe(
@@ -46,6 +46,23 @@ describe("upstreamUrl", () => {
     );
     expect(upstreamUrl(azure, "/responses", "", "gpt-4o")).toBe(
       "https://r.openai.azure.com/openai/responses?api-version=2024-10-21",
+    );
+  });
+
+  it("never lets a client name an Azure deployment, in its path or its query", () => {
+    for (const path of [
+      "/deployments/other/chat/completions",
+      "/deployments",
+      "/Deployments/x/embeddings",
+      "/deployments%2Fx",
+    ]) {
+      expect(() => upstreamUrl(azure, path, "", "gpt-4o"), path).toThrow("request path is not a valid OpenAI API path");
+      expect(() => upstreamUrl(azureV1, path, "", "gpt-4o"), path).toThrow(
+        "request path is not a valid OpenAI API path",
+      );
+    }
+    expect(upstreamUrl(azure, "/realtime", "?model=gpt-4o&deployment=other&api-version=x&q=a%20b", "gpt-4o")).toBe(
+      "https://r.openai.azure.com/openai/realtime?model=gpt-4o&q=a%20b&api-version=2024-10-21&deployment=big-one",
     );
   });
 

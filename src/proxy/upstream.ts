@@ -66,28 +66,44 @@ const AZURE_DEPLOYMENT_PATHS = new Set([
  * The upstream URL for a client path under `/v1` (e.g. `/chat/completions`), its query string and
  * the request's model. `openai`: the upstream's base URL, path and query. Azure with deployments:
  * `<endpoint>/openai/deployments/<deployment of the model>/<path>` for the paths served per
- * deployment, `<endpoint>/openai/<path>` for the rest, with the upstream's `api-version` (in place
- * of any the client sent); Azure's v1 API: `<endpoint>/openai/v1/<path>`. Whatever the path holds,
- * the result stays on the upstream's origin and under its base path.
+ * deployment, `<endpoint>/openai/<path>` for the rest (Realtime with `deployment=` in its query),
+ * with the upstream's `api-version`, never the client's `api-version` or `deployment`; Azure's v1
+ * API: `<endpoint>/openai/v1/<path>`. Whatever the path holds, the result stays on the upstream's
+ * origin and under its base path.
  *
- * @throws ProxyError 400 `invalid_path` for a path that would climb out of the base path.
+ * @throws ProxyError 400 `invalid_path` for a path that would climb out of the base path, or name an
+ * Azure deployment itself (`/deployments/…`).
  * @example
  * upstreamUrl(openai, "/chat/completions", "?limit=2", "gpt-4o"); // https://api.openai.com/v1/chat/completions?limit=2
  * upstreamUrl(azure, "/chat/completions", "", "gpt-4o"); // https://r.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21
  */
 export function upstreamUrl(upstream: Upstream, path: string, search: string, model: string | null = null): string {
-  const deployments = upstream.azure?.deployments ?? null;
-  const deployed = deployments !== null && model !== null && AZURE_DEPLOYMENT_PATHS.has(path);
-  const prefix = deployed
-    ? `${upstream.baseUrl}/deployments/${encodeURIComponent(deployments.get(model) ?? model)}`
-    : upstream.baseUrl;
-  const url = new URL(prefix + path + search);
-  if (url.origin !== upstream.baseOrigin || !url.pathname.startsWith(`${upstream.basePath}/`)) {
-    throw new ProxyError(400, "request path is not a valid OpenAI API path", { code: "invalid_path" });
+  const azure = upstream.azure;
+  const deployments = azure?.deployments ?? null;
+  // An Azure deployment is the operator's choice, by model: never one a client names in its path or query.
+  if (azure !== null && /^\/deployments(\/|$)/i.test(decodeURIComponent(path))) throw invalidPath();
+  const deployment = deployments !== null && model !== null ? (deployments.get(model) ?? model) : null;
+  const perDeployment = deployment !== null && AZURE_DEPLOYMENT_PATHS.has(path);
+  const prefix = perDeployment ? `${upstream.baseUrl}/deployments/${encodeURIComponent(deployment)}` : upstream.baseUrl;
+  let query = search;
+  if (azure !== null) {
+    // The client's query string as it came (its encoding kept), less what only the operator sets.
+    const kept = search
+      .replace(/^\?/, "")
+      .split("&")
+      .filter((pair) => pair !== "" && !/^(api-version|deployment)(=|$)/i.test(decodeURIComponent(pair)));
+    if (azure.apiVersion !== null) kept.push(`api-version=${encodeURIComponent(azure.apiVersion)}`);
+    // Azure's Realtime API names its deployment in the query string.
+    if (deployment !== null && path === "/realtime") kept.push(`deployment=${encodeURIComponent(deployment)}`);
+    query = kept.length > 0 ? `?${kept.join("&")}` : "";
   }
-  const apiVersion = upstream.azure?.apiVersion ?? null;
-  if (apiVersion !== null) url.searchParams.set("api-version", apiVersion);
+  const url = new URL(prefix + path + query);
+  if (url.origin !== upstream.baseOrigin || !url.pathname.startsWith(`${upstream.basePath}/`)) throw invalidPath();
   return url.href;
+}
+
+function invalidPath(): ProxyError {
+  return new ProxyError(400, "request path is not a valid OpenAI API path", { code: "invalid_path" });
 }
 
 /**

@@ -77,8 +77,15 @@ export function isWebSocketUpgrade(request: Request): boolean {
  */
 export async function relayWebSocket(settings: UpstreamSettings, call: WebSocketCall): Promise<Forwarded> {
   const what = `GET /v1${call.path} (WebSocket)`;
-  const target = call.route.find((candidate) => nextKey(candidate) !== null);
-  const key = target === undefined ? null : nextKey(target);
+  let target: Upstream | undefined;
+  let key: number | null = null;
+  for (const candidate of call.route) {
+    key = nextKey(candidate);
+    if (key !== null) {
+      target = candidate;
+      break;
+    }
+  }
   if (target === undefined || key === null) {
     return refused(
       new ProxyError(502, `${what}: no upstream has a key it can use`, { code: "upstream_unreachable" }),

@@ -55,6 +55,7 @@ export async function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
       route: outgoing.route,
       model: outgoing.model,
       requestId: c.get("requestId"),
+      logTries: c.get("config").usage.log,
       shape: "openai",
       readUsage: c.req.method === "POST",
       withoutUsageOption: outgoing.withoutUsageOption,

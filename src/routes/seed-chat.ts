@@ -21,6 +21,7 @@ export async function seedChat(c: Context<AppEnv>): Promise<Response> {
       route: outgoing.route,
       model: outgoing.model,
       requestId: c.get("requestId"),
+      logTries: c.get("config").usage.log,
       shape: "seed",
       readUsage: true,
       withoutUsageOption: outgoing.withoutUsageOption,

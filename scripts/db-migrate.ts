@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { migrateRemote } from "./lib/remote-d1";
 
 const ROOT = resolve(import.meta.dirname, "..");
 
@@ -35,6 +36,11 @@ function main(): void {
   }
   if (values.remote && values["persist-to"] !== undefined) fail("--persist-to is for the local database, not --remote");
 
+  if (values.remote) {
+    // The deployed database's id is not in wrangler.jsonc (the first deploy creates it): looked up by name.
+    migrateRemote().catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));
+    return;
+  }
   const args = [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "d1", "migrations", "apply", "USAGE_DB"];
   args.push(values.remote ? "--remote" : "--local");
   if (values["persist-to"] !== undefined) args.push("--persist-to", resolve(values["persist-to"]));

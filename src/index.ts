@@ -1,5 +1,7 @@
 import { createApp } from "./app";
 import type { Env } from "./env";
+import type { UsageRecord } from "./usage/ledger";
+import { consumeUsage } from "./usage/ledger-queue";
 
 export { SpendCeiling } from "./limits/ceiling";
 export { RateLimiter } from "./limits/rate-limiter";
@@ -8,4 +10,5 @@ const app = createApp();
 
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
-} satisfies ExportedHandler<Env>;
+  queue: (batch, env, _ctx) => consumeUsage(batch, env),
+} satisfies ExportedHandler<Env, UsageRecord>;

@@ -27,11 +27,14 @@ export function requestLogs(): Record<string, unknown>[] {
  */
 export async function call(
   request: Request,
-  vars: Partial<Record<keyof Env, string>> = {},
+  vars: Partial<Record<keyof Env, string>> | Partial<Env> = {},
 ): Promise<{ response: Response; ctx: ExecutionContext; settled: () => Promise<void> }> {
   const ctx = createExecutionContext();
   const incoming = request as Request<unknown, IncomingRequestCfProperties>;
-  const response = recorded(await worker.fetch(incoming, { ...env, ...vars } as Env, ctx));
+  // The ledger is written directly unless a test binds a queue: a test then reads its record once the
+  // request has settled (the queue's consumer has tests of its own, src/usage/ledger-queue.test.ts).
+  const bindings = { ...env, USAGE_QUEUE: undefined, ...vars } as unknown as Env;
+  const response = recorded(await worker.fetch(incoming, bindings, ctx));
   seen.push(JSON.stringify([...response.headers]));
   return { response, ctx, settled: () => waitOnExecutionContext(ctx) };
 }

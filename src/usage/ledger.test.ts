@@ -89,6 +89,7 @@ describe("writeUsage", () => {
       cost_estimated: 1,
       upstream: "azure",
       model_requested: "smart",
+      record_id: null,
     });
   });
 
@@ -122,6 +123,24 @@ describe("writeUsage", () => {
     await expect(writeUsage(env.USAGE_DB, bad)).rejects.toThrow(
       /^usage ledger: could not write the record of request req_refused: .*CHECK constraint failed/,
     );
+  });
+
+  it("writes many records in one statement, and a record written twice once", async () => {
+    const ts = Date.UTC(2024, 0, 13);
+    const batch = Array.from({ length: 40 }, (_, i) =>
+      record({ ts: ts + i, requestId: `req_batch_${i}`, recordId: `rec_batch_${i}` }),
+    );
+    await writeUsage(env.USAGE_DB, batch);
+    // The same batch again (a queue retry), and a few of its records with new ones.
+    await writeUsage(env.USAGE_DB, batch);
+    await writeUsage(env.USAGE_DB, [
+      ...batch.slice(0, 5),
+      record({ ts, requestId: "req_batch_new", recordId: "rec_batch_new" }),
+    ]);
+    const count = await env.USAGE_DB.prepare("SELECT COUNT(*) AS n FROM usage WHERE day = '2024-01-13'").first<{
+      n: number;
+    }>();
+    expect(count?.n).toBe(41);
   });
 
   it("derives the day in UTC", () => {

@@ -5,7 +5,10 @@ import type { Spend } from "./spend";
 export type UsageRecord = {
   /** When the request started, in milliseconds since the epoch. */
   ts: number;
+  /** The request's `x-request-id` (upstream's, when it sent one). */
   requestId: string;
+  /** The proxy's own id of the request, unique: a record written twice is kept once. */
+  recordId?: string;
   /** The client's name: key name, token `sub`, or IP. */
   client: string;
   clientKind: "key" | "token" | "ip";
@@ -35,53 +38,73 @@ export type UsageRecord = {
   modelRequested?: string | null;
 };
 
-const INSERT = `INSERT INTO usage (
-  ts, day, request_id, client, client_kind, route, model, status,
-  prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens,
-  cost_usd, duration_ms, ttft_ms, incomplete, basis, cost_estimated, upstream, model_requested
-) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)`;
+const COLUMNS = [
+  ["ts", "ts"],
+  ["day", "day"],
+  ["request_id", "requestId"],
+  ["client", "client"],
+  ["client_kind", "clientKind"],
+  ["route", "route"],
+  ["model", "model"],
+  ["status", "status"],
+  ["prompt_tokens", "promptTokens"],
+  ["completion_tokens", "completionTokens"],
+  ["total_tokens", "totalTokens"],
+  ["cached_tokens", "cachedTokens"],
+  ["reasoning_tokens", "reasoningTokens"],
+  ["cost_usd", "costUsd"],
+  ["duration_ms", "durationMs"],
+  ["ttft_ms", "ttftMs"],
+  ["incomplete", "incomplete"],
+  ["basis", "basis"],
+  ["cost_estimated", "costEstimated"],
+  ["upstream", "upstream"],
+  ["model_requested", "modelRequested"],
+  ["record_id", "recordId"],
+] as const;
 
 /**
- * Writes one record to the ledger with a single prepared INSERT. Meant for `ctx.waitUntil`, after
- * the response has gone.
+ * One statement for any number of records: they come as one JSON array (one bound parameter, well
+ * within D1's limit of 100), are unpacked by SQLite's `json_each`, and a record already written
+ * (the same `record_id`) is skipped, so that a batch written twice is kept once. Any other
+ * constraint a record breaks fails the statement: nothing is dropped silently. (`WHERE true` is
+ * SQLite's way of telling an upsert's `ON CONFLICT` from a join's.)
+ */
+const INSERT_MANY = `INSERT INTO usage (${COLUMNS.map(([column]) => column).join(", ")})
+SELECT ${COLUMNS.map(([column]) => `json_extract(value, '$.${column}')`).join(", ")} FROM json_each(?1) WHERE true
+ON CONFLICT (record_id) DO NOTHING`;
+
+/** A record as the row it becomes: column names, booleans as 0 and 1, missing fields as null. */
+function rowOf(record: UsageRecord): Record<string, unknown> {
+  const values: Record<string, unknown> = { ...record, day: utcDay(record.ts) };
+  const row: Record<string, unknown> = {};
+  for (const [column, field] of COLUMNS) {
+    const value = values[field];
+    row[column] = typeof value === "boolean" ? (value ? 1 : 0) : (value ?? null);
+  }
+  return row;
+}
+
+/**
+ * Writes records to the ledger with one statement (see `INSERT_MANY`): one record after a request,
+ * or a whole queue batch. Records already written are skipped, so a retry never duplicates one.
  *
- * @throws Error naming the request when D1 refuses the write (e.g. migrations not applied), with
- * D1's error as `cause`; the caller logs it.
+ * @throws Error naming the records when D1 refuses the write (e.g. migrations not applied), with
+ * D1's error as `cause`; the caller logs it or retries.
  *
  * @example
  * ctx.waitUntil(writeUsage(env.USAGE_DB, record).catch((error) => console.error(...)));
  */
-export async function writeUsage(db: D1Database, record: UsageRecord): Promise<void> {
+export async function writeUsage(db: D1Database, records: UsageRecord | readonly UsageRecord[]): Promise<void> {
+  const list = Array.isArray(records) ? records : [records as UsageRecord];
+  if (list.length === 0) return;
   try {
     await db
-      .prepare(INSERT)
-      .bind(
-        record.ts,
-        utcDay(record.ts),
-        record.requestId,
-        record.client,
-        record.clientKind,
-        record.route,
-        record.model,
-        record.status,
-        record.promptTokens,
-        record.completionTokens,
-        record.totalTokens,
-        record.cachedTokens,
-        record.reasoningTokens,
-        record.costUsd,
-        record.durationMs,
-        record.ttftMs,
-        record.incomplete ? 1 : 0,
-        record.basis,
-        record.costEstimated ? 1 : 0,
-        record.upstream ?? null,
-        record.modelRequested ?? null,
-      )
+      .prepare(INSERT_MANY)
+      .bind(JSON.stringify(list.map(rowOf)))
       .run();
   } catch (error) {
-    throw new Error(`usage ledger: could not write the record of request ${record.requestId}: ${String(error)}`, {
-      cause: error,
-    });
+    const which = list.length === 1 ? `the record of request ${list[0]?.requestId}` : `${list.length} records`;
+    throw new Error(`usage ledger: could not write ${which}: ${String(error)}`, { cause: error });
   }
 }

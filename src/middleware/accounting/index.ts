@@ -2,7 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import { getConfig } from "../../config";
 import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
-import { writeUsage } from "../../usage/ledger";
+import { recordUsage } from "../../usage/ledger-queue";
 import { NO_RESERVATION, NOT_SENT, type Outcome, type Spend, type SpendContext, spendOf } from "../../usage/spend";
 import { maybe } from "../vars";
 
@@ -130,9 +130,10 @@ export function accounting(): MiddlewareHandler<AppEnv> {
         console.log(JSON.stringify(line));
       }
       if (client === undefined || !config.usage.record) return finished;
-      await writeUsage(c.env.USAGE_DB, {
+      await recordUsage(c.env, {
         ts: startedAt,
         requestId,
+        recordId: c.get("requestId"),
         client: client.name,
         clientKind: client.kind,
         route: path,

@@ -39,6 +39,8 @@ describe.runIf(browserAvailable())("the demo chat page in Chromium", () => {
   beforeEach(async () => {
     fake.reset();
     page = await browser.newPage({ viewport: { width: 900, height: 640 } });
+    // Shorter than the test's own timeout, so that a wait that never ends names itself.
+    page.setDefaultTimeout(20_000);
     return () => page.close();
   });
 

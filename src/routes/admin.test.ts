@@ -183,3 +183,35 @@ describe("GET /admin/usage", () => {
     expect(response.status).toBe(401);
   });
 });
+
+describe("the dashboard and GET /admin/limits", () => {
+  it("serves the dashboard page and its files, which hold no data, only when ADMIN_TOKEN is set", async () => {
+    const page = await get("/admin");
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    expect(page.headers.get("content-security-policy")).toContain("default-src 'self'");
+    expect(await page.text()).toContain("vendor/uPlot.iife.min.js");
+    for (const file of ["/admin/app.js", "/admin/vendor/uPlot.iife.min.js", "/admin/style.css"]) {
+      expect((await get(file)).status, file).toBe(200);
+    }
+    expect((await get("/admin/secret.txt")).status).toBe(404);
+    expect((await get("/admin", {}, {})).status).toBe(404);
+  });
+
+  it("answers today's use of the ceiling and of the keys' budgets, with the admin token only", async () => {
+    const vars = {
+      ADMIN_TOKEN,
+      PROXY_KEYS: "web:pk_web_0123456789abcdef,backend:pk_backend_0123456789ab",
+      PROXY_KEY_LIMITS: "web:usd_per_day=2",
+      DAILY_SPEND_LIMIT_USD: "25",
+    };
+    expect((await get("/admin/limits", {}, vars)).status).toBe(401);
+    const response = await get("/admin/limits", bearer(ADMIN_TOKEN), vars);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      day: new Date().toISOString().slice(0, 10),
+      ceiling: { limit_usd: 25, spent_usd: expect.any(Number), held_usd: expect.any(Number) },
+      budgets: [{ client: "key:web", tokens: null, usd: { limit: 2, remaining: expect.any(Number) } }],
+    });
+  });
+});

@@ -90,15 +90,17 @@ describe("the usage queue's consumer", () => {
 
 describe("recordUsage", () => {
   it("sends a record to the queue when it is bound", async () => {
-    const sent: unknown[] = [];
-    const queue = { send: async (body: unknown) => void sent.push(body) };
-    await recordUsage({ ...env, USAGE_QUEUE: queue } as never, record(0, 3));
-    expect(sent).toEqual([record(0, 3)]);
+    const calls: { body: unknown }[][] = [];
+    const queue = { sendBatch: async (messages: { body: unknown }[]) => void calls.push(messages) };
+    // Records of several requests of the isolate go together, in one call.
+    await Promise.all([0, 1, 2].map((i) => recordUsage({ ...env, USAGE_QUEUE: queue } as never, record(i, 3))));
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.map((message) => message.body)).toEqual([record(0, 3), record(1, 3), record(2, 3)]);
     expect(await rowsOn(3)).toBe(0);
   });
 
   it("writes the record directly when the queue refuses it or is not bound: nothing is lost", async () => {
-    const refusing = { send: () => Promise.reject(new Error("queue unavailable")) };
+    const refusing = { sendBatch: () => Promise.reject(new Error("queue unavailable")) };
     await recordUsage({ ...env, USAGE_QUEUE: refusing } as never, record(0, 4));
     await recordUsage({ ...env, USAGE_QUEUE: undefined } as never, record(1, 4));
     expect(await rowsOn(4)).toBe(2);
@@ -107,7 +109,9 @@ describe("recordUsage", () => {
   it("is what a request's accounting uses, with the proxy's own id as the record's", async () => {
     mockUpstream(() => openaiJson({ usage: { prompt_tokens: 3, completion_tokens: 2 } }));
     const sent: UsageRecord[] = [];
-    const queue = { send: async (body: UsageRecord) => void sent.push(body) };
+    const queue = {
+      sendBatch: async (messages: { body: UsageRecord }[]) => void sent.push(...messages.map((m) => m.body)),
+    };
     const { response, settled } = await call(postJson("/v1/chat/completions", { model: "gpt-4o-mini", messages: [] }), {
       USAGE_QUEUE: queue as unknown as Queue,
     });

@@ -4,10 +4,22 @@ import { type UsageRecord, writeUsage } from "./ledger";
 /** How long a batch whose write failed waits before the queue delivers it again. */
 const RETRY_DELAY_SECONDS = 5;
 
+/** Records sent to the queue together, at most (a `sendBatch` takes up to 100 messages). */
+const SEND_BATCH = 50;
+/** How long a record waits in the isolate for others to go with it, at most, in milliseconds. */
+const SEND_DELAY_MS = 100;
+
+/** Records of this isolate's requests waiting to go to the queue together: plain data, shared by requests. */
+let pending: UsageRecord[] = [];
+
 /**
  * Records one request in the ledger, from `waitUntil`: through the usage queue (`USAGE_QUEUE`),
- * whose consumer writes records in batches; written directly when the queue is not bound or
- * refuses the message, so that a record is never lost while the proxy runs.
+ * gathered in the isolate and sent up to `SEND_BATCH` at a time (one call for many requests); the
+ * queue's consumer writes them in batches. The request whose record starts a batch sends it after
+ * `SEND_DELAY_MS` (or the one that fills it, at once), in its own `waitUntil`: no request ever
+ * waits on a promise of another (the runtime cancels those), and a record in a batch always has a
+ * running request that will send it. Written directly when the queue is not bound or refuses them,
+ * so that a record is never lost while the proxy runs.
  *
  * @throws Error when the direct write fails too (the caller logs it).
  * @example
@@ -15,21 +27,32 @@ const RETRY_DELAY_SECONDS = 5;
  */
 export async function recordUsage(env: Env, record: UsageRecord): Promise<void> {
   const queue = (env as Partial<Env>).USAGE_QUEUE;
-  if (queue !== undefined) {
-    try {
-      await queue.send(record, { contentType: "json" });
-      return;
-    } catch (error) {
-      console.warn(
-        JSON.stringify({
-          level: "warn",
-          msg: "usage queue refused a record; writing it directly",
-          error: String(error),
-        }),
-      );
-    }
+  if (queue === undefined) return writeUsage(env.USAGE_DB, record);
+  pending.push(record);
+  if (pending.length >= SEND_BATCH) return flush(env, queue);
+  if (pending.length > 1) return; // the request that started this batch sends it
+  await new Promise((wake) => setTimeout(wake, SEND_DELAY_MS));
+  await flush(env, queue);
+}
+
+/** Sends what is pending to the queue in one call; on refusal writes it to the ledger directly. */
+async function flush(env: Env, queue: Queue): Promise<void> {
+  const records = pending;
+  pending = [];
+  if (records.length === 0) return;
+  try {
+    await queue.sendBatch(records.map((body) => ({ body, contentType: "json" as const })));
+  } catch (error) {
+    console.warn(
+      JSON.stringify({
+        level: "warn",
+        msg: "usage queue refused records; writing them directly",
+        records: records.length,
+        error: String(error),
+      }),
+    );
+    await writeUsage(env.USAGE_DB, records);
   }
-  await writeUsage(env.USAGE_DB, record);
 }
 
 /**

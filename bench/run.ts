@@ -24,7 +24,7 @@ const ROUNDS = QUICK ? 1 : 5;
 const SECONDS = QUICK ? 1 : 2;
 const STREAMS_PER_ROUND = QUICK ? 3 : 10;
 const MEMORY_SIZES = QUICK ? [1, 10] : [1, 50, 200];
-const MEMORY_REPEATS = QUICK ? 1 : 3;
+const MEMORY_REPEATS = QUICK ? 2 : 5;
 const STREAM = { ttftMs: 20, chunks: 30, gapMs: 10 };
 
 const CHAT_BODY = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hello, benchmark" }] });
@@ -50,7 +50,11 @@ async function main(): Promise<void> {
   const fake = await startFakeUpstream(loadCpus);
   const upstream = { OPENAI_BASE_URL: `${fake.origin}/v1`, OPENAI_API_KEY: "sk-bench" };
   // Limits that every request is counted against in a Durable Object, but that no run reaches.
-  const unreachable = { RATE_LIMIT_RPM: "1000000000", MAX_CONCURRENT_STREAMS: "100000" };
+  const unreachable = {
+    RATE_LIMIT_RPM: "1000000000",
+    MAX_CONCURRENT_STREAMS: "100000",
+    DAILY_SPEND_LIMIT_USD: "1000000",
+  };
   const arms: Arm[] = [
     { name: "A", url: fake.origin, authorization: "Bearer sk-bench", stop: async () => {} },
     await startWorker("bare", join(ROOT, "bench/bare-worker.js"), { UPSTREAM: fake.origin }, workerCpus, {
@@ -59,7 +63,13 @@ async function main(): Promise<void> {
     await startWorker(
       "proxy-core",
       bundle.path,
-      { ...upstream, RATE_LIMIT_RPM: "0", MAX_CONCURRENT_STREAMS: "0", RECORD_USAGE: "false" },
+      {
+        ...upstream,
+        RATE_LIMIT_RPM: "0",
+        MAX_CONCURRENT_STREAMS: "0",
+        RECORD_USAGE: "false",
+        DAILY_SPEND_LIMIT_USD: "",
+      },
       workerCpus,
     ),
     await startWorker("proxy-default", bundle.path, { ...upstream, ...unreachable }, workerCpus),
@@ -281,7 +291,7 @@ async function measureMemory(arm: Arm): Promise<Figures> {
       peak = Math.max(peak, rssMiB(pid));
       peaks[size] = [...(peaks[size] ?? []), peak];
     }
-    idle.push(rssMiB(pid));
+    idle.push(await settledRssMiB(pid));
   }
   for (const size of MEMORY_SIZES) figures[`streams${size}MiB`] = median(peaks[size] ?? []);
   const first = MEMORY_SIZES[0] ?? 1;
@@ -291,8 +301,32 @@ async function measureMemory(arm: Arm): Promise<Figures> {
   figures.idleFirstMiB = idle[0] ?? Number.NaN;
   figures.idleLastMiB = idle.at(-1) ?? Number.NaN;
   figures.growthMiB = figures.idleLastMiB - figures.idleFirstMiB;
+  figures.idleSpreadMiB = Math.max(...idle) - Math.min(...idle);
+  const perStream = Array.from({ length: MEMORY_REPEATS }, (_, i) => {
+    const [low, high] = [peaks[first]?.[i] ?? 0, peaks[last]?.[i] ?? 0];
+    return ((high - low) * 1024) / (last - first);
+  });
+  figures.perStreamMinKiB = Math.min(...perStream);
+  figures.perStreamMaxKiB = Math.max(...perStream);
   figures.bigRequestMiB = await measureBigRequest(arm, pid);
   return figures;
+}
+
+/**
+ * workerd's resident memory once it has stopped moving after a load: sampled every 200 ms until three
+ * samples in a row lie within 0.25 MiB (or 10 s have passed), so that memory still being given back is
+ * not taken for growth.
+ */
+async function settledRssMiB(pid: number): Promise<number> {
+  const samples: number[] = [rssMiB(pid)];
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    await new Promise((next) => setTimeout(next, 200));
+    samples.push(rssMiB(pid));
+    const recent = samples.slice(-3);
+    if (recent.length === 3 && Math.max(...recent) - Math.min(...recent) <= 0.25) break;
+  }
+  return samples.at(-1) ?? Number.NaN;
 }
 
 /** A chat request of about 50 MB: one base64 image, as a vision request with a large photo sends it. */

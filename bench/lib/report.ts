@@ -55,6 +55,9 @@ export function renderMarkdown(r: Results): string {
     ["Idle RSS after first repeat (MiB)", "idleFirstMiB"],
     ["Idle RSS after last repeat (MiB)", "idleLastMiB"],
     ["Growth across repeats (MiB)", "growthMiB"],
+    ["Spread of idle RSS across repeats, max − min (MiB)", "idleSpreadMiB"],
+    ["Cost per extra stream, lowest repeat (KiB)", "perStreamMinKiB"],
+    ["Cost per extra stream, highest repeat (KiB)", "perStreamMaxKiB"],
     ["Peak above idle while one 50 MB JSON request passes (MiB)", "bigRequestMiB"],
   ].map(
     ([label, key]) =>
@@ -68,6 +71,10 @@ export function renderMarkdown(r: Results): string {
   const growth = (memC.growthMiB ?? 0) - (memB.growthMiB ?? 0);
   const perStream = (memC.perStreamKiB ?? 0) - (memB.perStreamKiB ?? 0);
   const gzipKiB = r.bundle.gzipBytes / 1024;
+  const tputD = Math.min(m(D, "rps10") / m(B, "rps10"), m(D, "rps50") / m(B, "rps50"));
+  const cpuC = m(C, "cpuMsPerRequest") - m(B, "cpuMsPerRequest");
+  const cpuD = m(D, "cpuMsPerRequest") - m(B, "cpuMsPerRequest");
+  const addedP50D = m(D, "latencyP50") - m(B, "latencyP50");
   const targets = [
     ["Added p50 latency, C−B ≤ 0.5 ms", `${fmt(addedP50)} ms`, pass(addedP50 <= 0.5)],
     ["Added p99 latency, C−B ≤ 2 ms", `${fmt(addedP99)} ms`, pass(addedP99 <= 2)],
@@ -88,6 +95,10 @@ export function renderMarkdown(r: Results): string {
       `${fmt(perStream)} KiB more than B`,
       pass(perStream <= 16),
     ],
+    ["Default configuration throughput, D/B ≥ 0.8 (worse of 10 and 50 connections)", fmt(tputD), pass(tputD >= 0.8)],
+    ["CPU added by the request path, C−B ≤ 0.1 ms", `${fmt(cpuC)} ms`, pass(cpuC <= 0.1)],
+    ["CPU added by the default configuration, D−B ≤ 0.2 ms", `${fmt(cpuD)} ms`, pass(cpuD <= 0.2)],
+    ["Default configuration at half B's rate: added p50, D−B ≤ 0.5 ms", `${fmt(addedP50D)} ms`, pass(addedP50D <= 0.5)],
     [
       "Bundle under 100 KB gzipped",
       `${fmt(gzipKiB, 1)} KiB gzipped, ${fmt(r.bundle.rawBytes / 1024, 1)} KiB raw`,
@@ -123,13 +134,13 @@ ${memoryRows.join("\n")}
 
 - **A, direct**: the load generator talks to the project's fake OpenAI upstream (\`tools/fake-openai\`, deterministic replies, nothing recorded) in its own Node process. The physical floor.
 - **B, bare Worker**: \`bench/bare-worker.js\` (\`return fetch(upstream + path, request)\` and nothing else) on workerd through Miniflare's API, with the compatibility date and flags of \`wrangler.jsonc\`. The runtime floor.
-- **C, the proxy's request path**: the bundle that \`wrangler deploy --dry-run\` produces, on workerd through Miniflare's API with the same date, flags, vars, Durable Object and D1 as \`wrangler.jsonc\`, with the features that cost a storage round trip switched off (\`RATE_LIMIT_RPM=0\`, \`MAX_CONCURRENT_STREAMS=0\`: no Durable Object call; \`RECORD_USAGE=false\`: no D1 write) and everything else on: CORS, body limit, usage accounting and the log line (read and dropped, as a log shipper would).
-- **D, the default configuration**: C plus what \`wrangler.jsonc\` turns on by default: every request counted in the client's rate-limit Durable Object (with limits raised out of reach so that load tests are not refused) and one usage record per request written to D1 after the response. Both are local SQLite-backed services in Miniflare; on Cloudflare they are remote.
+- **C, the proxy's request path**: the bundle that \`wrangler deploy --dry-run\` produces, on workerd through Miniflare's API with the same date, flags, vars, Durable Object and D1 as \`wrangler.jsonc\`, with the features that cost a storage round trip switched off (\`RATE_LIMIT_RPM=0\`, \`MAX_CONCURRENT_STREAMS=0\`, \`DAILY_SPEND_LIMIT_USD\` empty: no Durable Object call; \`RECORD_USAGE=false\`: no ledger record) and everything else on: CORS, body limit, usage accounting and the log line (read and dropped, as a log shipper would).
+- **D, the default configuration**: C plus what \`wrangler.jsonc\` turns on by default: every request counted in the client's rate-limit Durable Object (with limits raised out of reach so that load tests are not refused), reserved from the isolate's slice of the daily spending ceiling (\`DAILY_SPEND_LIMIT_USD\`, raised out of reach), and one usage record per request sent after the response through the usage queue, gathered in the isolate and written to D1 in batches. These are local services in Miniflare; on Cloudflare they are remote.
 - **E, access control and budgets**: D plus client keys (one constant-time key check), \`ALLOWED_MODELS\`, \`MAX_OUTPUT_TOKENS\` (every body parsed, re-serialised when the cap is added) and a daily token budget (a reservation and a settlement per request).
 - B, C, D and E run without \`wrangler dev\`'s local proxy in front, which spends about 5 ms of CPU per request of its own and would hide everything the proxy does. Each arm's workerd is a process of its own, so CPU and memory are measured per arm (\`/proc/<pid>\`).
 - Non-streaming: \`POST /v1/chat/completions\`, ${r.method.secondsPerMeasurement} s per measurement. Throughput with autocannon (closed loop, 10 and 50 connections). Latency with an open-loop sender at a fixed ${r.method.fixedRatePerSecond} requests/s (half of B's maximum), each latency counted from the request's scheduled send time, so stalls are not hidden (no coordinated omission).
 - Streaming: ${r.method.streamsPerRound} concurrent streams per round; upstream waits ${r.method.stream.ttftMs} ms, then sends ${r.method.stream.chunks} content chunks ${r.method.stream.gapMs} ms apart. Lateness is each chunk's arrival gap minus ${r.method.stream.gapMs} ms. The first stream of each arm is compared byte for byte with A's.
-- Memory: ${r.method.memorySizes.join(", ")} concurrent streams of 100 chunks 20 ms apart, peak RSS sampled every 100 ms, ${r.method.memoryRepeats} repeat(s); growth is the idle RSS after the last repeat minus after the first.
+- Memory: ${r.method.memorySizes.join(", ")} concurrent streams of 100 chunks 20 ms apart, peak RSS sampled every 100 ms, ${r.method.memoryRepeats} repeat(s); after each repeat, the idle RSS once it has settled (three samples 200 ms apart within 0.25 MiB). Growth is the settled idle RSS after the last repeat minus after the first; the spread of the idle RSS and the lowest and highest per-stream cost across repeats show how far one run can be trusted: a leak shows as growth well beyond that spread.
 - A 50 MB request: one chat request of about 50 MB (one base64 image), RSS sampled every 10 ms, the median of the repeats of how far it rose above idle. The proxy holds such a body once, in memory, to read it (in place, no copy: rewritten bodies are streamed from pieces of it); the bare Worker streams it. The first such request in a fresh isolate raises RSS by about twice the body, in workerd's own \`arrayBuffer()\` (a Worker that only reads the body shows the same); later ones reuse that memory. An isolate has 128 MB on Cloudflare, so two such requests at once in one isolate would not fit: keep \`MAX_BODY_BYTES\` lower where that matters.
 - On a shared 2-core machine the p99 figures are noisy; the ranges show how much.
 `;

@@ -3,9 +3,15 @@ import { readFileSync } from "node:fs";
 
 const TICKS_PER_SECOND = 100;
 
-/** Resident memory of a process, in MiB. */
+/** Resident memory of a process, in MiB; NaN once the process is gone (a figure then says so, rather than the run dying). */
 export function rssMiB(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return Number.NaN;
+  }
+  const match = /VmRSS:\s+(\d+) kB/.exec(status);
   return match ? Number(match[1]) / 1024 : Number.NaN;
 }
 

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { type Config, getConfig } from "./config";
 import type { AppEnv } from "./env";
-import { asProxyError, notFound, ProxyError, renderError } from "./errors";
+import { notFound, ProxyError, renderError } from "./errors";
 import { accounting } from "./middleware/accounting";
 import { bodyLimit } from "./middleware/body";
 import { clientAuth } from "./middleware/client-auth";
@@ -64,7 +64,7 @@ export function createApp(): Hono<AppEnv> {
     if (!(error instanceof ProxyError)) {
       console.error(JSON.stringify({ level: "error", msg: "unexpected error", error: String(error) }));
     }
-    return renderError(asProxyError(error), c.req.path);
+    return renderError(error, c.req.path);
   });
   return app;
 }

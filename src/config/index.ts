@@ -22,6 +22,8 @@ export type UpstreamSettings = {
   upstreams: readonly Upstream[];
   /** `UPSTREAMS` is set. */
   configured: boolean;
+  /** Every upstream's keys, for redacting upstream errors: worked out once, not per request. */
+  secrets: readonly string[];
   /** `MODEL_ALIASES`: the model a client's name stands for. */
   aliases: ReadonlyMap<string, string>;
   /** `UPSTREAM_ATTEMPTS`: tries of one request in all, across keys and upstreams, before its first byte. */
@@ -48,7 +50,7 @@ export type PolicySettings = {
   /** `MAX_OUTPUT_TOKENS`; null sets no cap. */
   maxOutputTokens: number | null;
   /** `ALLOWED_HOSTED_TOOLS`: hosted tools (billed per call, outside `usage`) allowed while spending is limited. */
-  allowedHostedTools: ReadonlySet<string>;
+  allowedHostedTools: readonly RegExp[];
 };
 
 /** Per-client limits, before a key's or a token's own overrides. */
@@ -173,19 +175,12 @@ export function getConfig(env: Env): Config {
   return config;
 }
 
-/** Upstream settings whose every upstream has a key. */
-export type ReadyUpstream = UpstreamSettings;
-
-/** A `Config` without errors, so with keys (see `isReady`). */
-export type ReadyConfig = Config;
-
-/** Whether the proxy may serve with this configuration: no errors, and a key for every upstream. */
+/**
+ * Whether the proxy may serve with this configuration: no errors (parsing reports an upstream
+ * without a key, and a missing `OPENAI_API_KEY`, as errors).
+ */
 export function isReady(config: Config): boolean {
-  return (
-    config.errors.length === 0 &&
-    config.upstream.upstreams.length > 0 &&
-    config.upstream.upstreams.every((upstream) => upstream.keys.length > 0)
-  );
+  return config.errors.length === 0;
 }
 
 /** Parses `env` into a `Config` without caching. */
@@ -321,6 +316,7 @@ export function parseConfig(env: Env): Config {
   return {
     upstream: {
       upstreams,
+      secrets: upstreams.flatMap((upstream) => upstream.keys),
       configured: upstreamsRaw !== undefined,
       aliases: aliases.aliases,
       attempts: number("UPSTREAM_ATTEMPTS", (n) => positiveInteger(n) && n <= 10, "a whole number from 1 to 10"),
@@ -346,12 +342,15 @@ export function parseConfig(env: Env): Config {
           .filter((entry) => entry !== "" && !entry.includes("*")),
       ),
       maxOutputTokens: optionalPositive("MAX_OUTPUT_TOKENS"),
-      allowedHostedTools: new Set(
-        (optional("ALLOWED_HOSTED_TOOLS") ?? "")
-          .split(",")
-          .map((entry) => entry.trim())
-          .filter((entry) => entry !== ""),
-      ),
+      // A name allows its dated and preview variants too: web_search allows web_search_preview_2025_03_11.
+      allowedHostedTools:
+        compilePatterns(
+          (optional("ALLOWED_HOSTED_TOOLS") ?? "")
+            .split(",")
+            .map((name) => name.trim())
+            .filter((name) => name !== "")
+            .flatMap((name) => [name, `${name}_*`]),
+        ) ?? [],
     },
     limits: {
       rpm: number("RATE_LIMIT_RPM", wholeNumber, "a whole number (0 for no limit)"),

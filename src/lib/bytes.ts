@@ -14,6 +14,17 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/**
+ * Whether `bytes` holds `prefix` at `at`.
+ *
+ * @example
+ * startsWithAt(new TextEncoder().encode('x"key"'), 1, new TextEncoder().encode('"key"')); // true
+ */
+export function startsWithAt(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
+  for (let i = 0; i < prefix.length; i++) if (bytes[at + i] !== prefix[i]) return false;
+  return true;
+}
+
 /** The ASCII bytes that JSON and server-sent events are framed by, for byte-level scanners. */
 export const ASCII = {
   TAB: 0x09,

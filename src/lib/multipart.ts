@@ -1,3 +1,5 @@
+import { startsWithAt } from "./bytes";
+
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
@@ -32,7 +34,7 @@ export function formFields(
   const fields = new Map<string, string[]>();
   let files = 0;
   // The first delimiter: at the very start, or after a preamble ending in CRLF.
-  let at = startsWith(bytes, 0, delimiter) ? 0 : nextDelimiter(bytes, delimiter, 0);
+  let at = startsWithAt(bytes, 0, delimiter) ? 0 : nextDelimiter(bytes, delimiter, 0);
   if (at === -1) return null;
   for (;;) {
     const after = at + delimiter.length;
@@ -86,7 +88,7 @@ const CRLF_CRLF = Uint8Array.of(CR, LF, CR, LF);
 /** Where the next `CRLF--boundary` begins its `--boundary` at or after `from`, or -1. */
 function nextDelimiter(bytes: Uint8Array, delimiter: Uint8Array, from: number): number {
   for (let cr = bytes.indexOf(CR, Math.max(0, from - 2)); cr !== -1; cr = bytes.indexOf(CR, cr + 1)) {
-    if (bytes[cr + 1] === LF && startsWith(bytes, cr + 2, delimiter) && cr + 2 >= from) return cr + 2;
+    if (bytes[cr + 1] === LF && startsWithAt(bytes, cr + 2, delimiter) && cr + 2 >= from) return cr + 2;
   }
   return -1;
 }
@@ -96,12 +98,7 @@ function indexOfSequence(haystack: Uint8Array, needle: Uint8Array, from: number)
   const first = needle[0];
   if (first === undefined) return from;
   for (let at = haystack.indexOf(first, from); at !== -1; at = haystack.indexOf(first, at + 1)) {
-    if (startsWith(haystack, at, needle)) return at;
+    if (startsWithAt(haystack, at, needle)) return at;
   }
   return -1;
-}
-
-function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
-  for (let i = 0; i < prefix.length; i++) if (bytes[at + i] !== prefix[i]) return false;
-  return true;
 }

@@ -72,6 +72,8 @@ export class DailyBudget {
 
   /** What is left of each budget on `now`'s day, after what was spent and what is reserved; null where none applies. */
   left(now: number, budgets: Budgets): { tokens: number | null; usd: number | null } {
+    // A client without budgets (most keys) costs no query.
+    if (budgets.tokensPerDay === null && budgets.usdPerDay === null) return { tokens: null, usd: null };
     const used = this.usedOn(utcDay(now));
     return {
       tokens: budgets.tokensPerDay === null ? null : Math.max(0, budgets.tokensPerDay - used.spent - used.reserved),

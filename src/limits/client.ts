@@ -35,6 +35,21 @@ export function limitsFor(settings: LimitSettings, client: Client): Required<Lim
 }
 
 /**
+ * A client's limits as its Durable Object counts them: the settings' 0 ("no limit") for requests
+ * per minute and concurrent streams becomes a limit no client reaches.
+ *
+ * @example
+ * limiter.acquire(limiterLimits(limitsFor(config.limits, client)), stream, reserve);
+ */
+export function limiterLimits(limits: Required<Limits>): Required<Limits> {
+  return {
+    ...limits,
+    rpm: limits.rpm === 0 ? Number.MAX_SAFE_INTEGER : limits.rpm,
+    maxStreams: limits.maxStreams === 0 ? Number.MAX_SAFE_INTEGER : limits.maxStreams,
+  };
+}
+
+/**
  * Whether what the client spends is limited: a daily token or dollar budget applies to it, or the
  * proxy's spend ceiling. Then every request must have a bounded cost the proxy can see.
  *

@@ -4,7 +4,7 @@ import { JsonUsageReader } from "../usage/json-usage";
 import type { Ending, Outcome } from "../usage/spend";
 import { SseUsageReader } from "../usage/sse-usage";
 import { isPassed } from "./client-headers";
-import { dropKey, hasOtherKey, hasReadyKey, nextKey, restKey } from "./pool";
+import { dropKey, hasReadyKey, nextKey, readyFirst, restKey } from "./pool";
 import { acceptsStreamOptions, refusesAddedField, rememberRefusesStreamOptions } from "./quirks";
 import { passThroughSse } from "./sse";
 import { SseFramer } from "./sse-framing";
@@ -116,9 +116,9 @@ export async function forward(
   const what = `${call.method} /v1${call.path}`;
   if (clientSignal.aborted) return failed(clientClosed(what), "not_sent");
   const deadline = Date.now() + settings.timeoutMs;
-  const secrets = settings.upstreams.flatMap((upstream) => upstream.keys);
+  const { secrets } = settings;
   // Upstreams with a key ready first: one whose keys all rest is tried only when no other is left.
-  const route = [...call.route.filter((u) => hasReadyKey(u)), ...call.route.filter((u) => !hasReadyKey(u))];
+  const route = readyFirst(call.route);
   let at = 0;
   let tries = 0;
   let last: { result: Try; upstream: Upstream; key: number; dropUsageChunk: boolean } | null = null;
@@ -177,7 +177,7 @@ export async function forward(
     if (failover.restUntil !== undefined) restKey(upstream, key, failover.restUntil);
     // Another key of the same upstream for what one key met; the next upstream for the rest (or,
     // when there is none, another key here).
-    const anotherKey = hasOtherKey(upstream, key);
+    const anotherKey = hasReadyKey(upstream, key);
     const anotherUpstream = at + 1 < route.length;
     const next =
       failover.scope === "key"

@@ -70,21 +70,21 @@ export function nextKey(upstream: Upstream, now = Date.now()): number | null {
   return resting?.index ?? null;
 }
 
-/** Whether `upstream` has a key that is neither out of the pool nor resting. */
-export function hasReadyKey(upstream: Upstream, now = Date.now()): boolean {
+/** Whether `upstream` has a key (other than `except`) that is neither out of the pool nor resting. */
+export function hasReadyKey(upstream: Upstream, except: number | null = null, now = Date.now()): boolean {
   return upstream.keys.some((_, index) => {
+    if (index === except) return false;
     const state = stateOf(upstream, index);
     return !state.out && state.restUntil <= now;
   });
 }
 
-/** Whether `upstream` has a key other than `key` that is neither out of the pool nor resting. */
-export function hasOtherKey(upstream: Upstream, key: number, now = Date.now()): boolean {
-  return upstream.keys.some((_, index) => {
-    if (index === key) return false;
-    const state = stateOf(upstream, index);
-    return !state.out && state.restUntil <= now;
-  });
+/** `route` with the upstreams that have a key ready first, in their order: one whose keys all rest comes last. */
+export function readyFirst(route: readonly Upstream[]): Upstream[] {
+  const ready: Upstream[] = [];
+  const resting: Upstream[] = [];
+  for (const upstream of route) (hasReadyKey(upstream) ? ready : resting).push(upstream);
+  return [...ready, ...resting];
 }
 
 /** Rests a key that upstream answered 429 until `until` (ms since the epoch). */

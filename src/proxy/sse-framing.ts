@@ -1,4 +1,4 @@
-import { ASCII } from "../lib/bytes";
+import { ASCII, concatBytes } from "../lib/bytes";
 
 const { LF, CR } = ASCII;
 
@@ -71,13 +71,7 @@ export class SseFramer {
     } else if (this.#heldBytes === 0) {
       out = this.#forward(chunk, 0, end);
     } else {
-      const joined = new Uint8Array(this.#heldBytes + end);
-      let offset = 0;
-      for (const piece of this.#held) {
-        joined.set(piece, offset);
-        offset += piece.byteLength;
-      }
-      joined.set(end === size ? chunk : chunk.subarray(0, end), offset);
+      const joined = concatBytes([...this.#held, end === size ? chunk : chunk.subarray(0, end)]);
       this.#held.length = 0;
       this.#heldBytes = 0;
       out = this.#forward(joined, 0, joined.byteLength);
@@ -102,14 +96,7 @@ export class SseFramer {
     const held = this.#held;
     if (this.#heldBytes === 0) return null;
     let out = held[0];
-    if (out === undefined || held.length > 1) {
-      out = new Uint8Array(this.#heldBytes);
-      let offset = 0;
-      for (const piece of held) {
-        out.set(piece, offset);
-        offset += piece.byteLength;
-      }
-    }
+    if (out === undefined || held.length > 1) out = concatBytes(held);
     held.length = 0;
     this.#heldBytes = 0;
     return out;

@@ -45,7 +45,7 @@ export function redact(text: string, secrets: readonly string[]): string {
  * redacted text; one too large to read is replaced by a generic message.
  *
  * @example
- * const body = await upstreamErrorBody(upstream, allKeys(config.upstream));
+ * const body = await upstreamErrorBody(upstream, config.upstream.secrets);
  */
 export async function upstreamErrorBody(
   upstream: Response,

@@ -94,7 +94,7 @@ export async function relayWebSocket(settings: UpstreamSettings, call: WebSocket
   }
   const url = upstreamUrl(target, call.path, call.search, call.model);
   const headers = upstreamHeaders(target, target.keys[key] ?? "", call.headers);
-  const secrets = settings.upstreams.flatMap((candidate) => candidate.keys);
+  const { secrets } = settings;
   const offered = offeredProtocols(call.headers);
   headers.set("upgrade", "websocket");
   if (offered.includes(REALTIME)) headers.set("sec-websocket-protocol", REALTIME);

@@ -5,7 +5,7 @@ import { notFound, ProxyError, unauthorized } from "../errors";
 import { bearerCredential, digest, sameDigest } from "../lib/secrets";
 import { utcDay } from "../lib/time";
 import { ceilingFor } from "../limits/ceiling";
-import { limiterFor, limitsFor } from "../limits/client";
+import { limiterFor, limiterLimits, limitsFor } from "../limits/client";
 import { parseReportQuery, usageReport } from "../usage/report";
 
 /** The dashboard's files, served from the Worker's static assets (`public/admin/`). */
@@ -98,10 +98,7 @@ async function limitsToday(env: Env): Promise<LimitsToday> {
       const client = { id: `key:${name}`, kind: "key" as const, name };
       const limits = limitsFor(config.limits, client);
       if (limits.tokensPerDay === null && limits.usdPerDay === null) return null;
-      const state = await limiterFor(env.RATE_LIMITER, client.id).peek({
-        ...limits,
-        rpm: limits.rpm || Number.MAX_SAFE_INTEGER,
-      });
+      const state = await limiterFor(env.RATE_LIMITER, client.id).peek(limiterLimits(limits));
       return { client: client.id, tokens: state.budget.tokens, usd: state.budget.usd };
     }),
   );

@@ -3,7 +3,7 @@ import type { Client } from "../client";
 import type { AppEnv, Env } from "../env";
 import { nextUtcDay, utcDay } from "../lib/time";
 import { ceilingFor } from "../limits/ceiling";
-import { limiterFor, limitsFor } from "../limits/client";
+import { limiterFor, limiterLimits, limitsFor } from "../limits/client";
 import { formatReset } from "../limits/headers";
 
 /** What `GET /me` answers: who the caller is, its limits, and what is left of each. */
@@ -41,9 +41,7 @@ export async function me(c: Context<AppEnv>): Promise<Response> {
   const limits = limitsFor(config.limits, client);
   const rpm = limits.rpm === 0 ? null : limits.rpm;
   const counted = rpm !== null || limits.tokensPerDay !== null || limits.usdPerDay !== null;
-  const state = counted
-    ? await limiterFor(c.env.RATE_LIMITER, client.id).peek({ ...limits, rpm: rpm ?? Number.MAX_SAFE_INTEGER })
-    : null;
+  const state = counted ? await limiterFor(c.env.RATE_LIMITER, client.id).peek(limiterLimits(limits)) : null;
   const ceilingUsd = config.ceiling.dailyLimitUsd;
   const reached = ceilingUsd === null ? null : await ceilingReached(c.env.SPEND_CEILING, ceilingUsd);
   const now = Date.now();

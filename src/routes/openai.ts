@@ -2,12 +2,11 @@ import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { notFound } from "../errors";
 import { maybe } from "../middleware/vars";
-import { forward } from "../proxy/forward";
 import { isWebSocketUpgrade, relayWebSocket } from "../proxy/websocket";
 import { defaultOutputCap } from "../usage/reservation";
 import { NO_RESERVATION, reservationCostUsd } from "../usage/spend";
 import type { Usage } from "../usage/usage";
-import { respond } from "./forwarded";
+import { forwardOutgoing, respond } from "./forwarded";
 import { modelList } from "./models";
 
 /**
@@ -43,26 +42,13 @@ export async function openaiPassThrough(c: Context<AppEnv>): Promise<Response> {
     };
     return respond(c, await relayWebSocket(upstream, call));
   }
-  const forwarded = await forward(
-    upstream,
-    {
-      method: c.req.method,
-      path,
-      search,
-      headers: c.req.raw.headers,
-      body: outgoing.body,
-      replay: outgoing.replay,
-      route: outgoing.route,
-      model: outgoing.model,
-      requestId: c.get("requestId"),
-      logTries: c.get("config").usage.log,
-      shape: "openai",
-      readUsage: c.req.method === "POST",
-      withoutUsageOption: outgoing.withoutUsageOption,
-    },
-    c.req.raw.signal,
-  );
-  return respond(c, forwarded);
+  return forwardOutgoing(c, {
+    method: c.req.method,
+    path,
+    search,
+    shape: "openai",
+    readUsage: c.req.method === "POST",
+  });
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ASCII } from "../lib/bytes";
+import { ASCII, concatBytes } from "../lib/bytes";
 import { readUsage, type Usage } from "./usage";
 
 const { QUOTE, BACKSLASH, OPEN_BRACE, CLOSE_BRACE, OPEN_BRACKET, CLOSE_BRACKET, COLON, COMMA } = ASCII;
@@ -127,12 +127,7 @@ export class JsonUsageReader {
     const held = this.#held;
     this.#held = null;
     if (held === null) return;
-    const bytes = new Uint8Array(this.#heldBytes);
-    let offset = 0;
-    for (const piece of held) {
-      bytes.set(piece, offset);
-      offset += piece.byteLength;
-    }
+    const bytes = concatBytes(held);
     try {
       this.#usage = readUsage(JSON.parse(decoder.decode(bytes))) ?? this.#usage;
     } catch {

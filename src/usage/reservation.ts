@@ -1,3 +1,4 @@
+import { startsWithAt } from "../lib/bytes";
 import type { JsonObject } from "../lib/json-object";
 import type { Billing, Reservation } from "./spend";
 
@@ -242,8 +243,7 @@ export function jsonInputTokens(json: JsonObject): { ceiling: number; estimate: 
     textBytes -= size;
     payloadTokens += tokens;
   }
-  const images = keyCount(bytes, IMAGE_KEYS);
-  const files = keyCount(bytes, FILE_KEYS);
+  const [images = 0, files = 0] = keyCounts(bytes, [IMAGE_KEYS, FILE_KEYS]);
   const stored = STORED_CONTEXT.some((key) => namesStoredContext(json, key)) ? STORED_CONTEXT_TOKENS : 0;
   const attached = payloadTokens + images * IMAGE_INPUT_TOKENS + files * FILE_INPUT_TOKENS + stored;
   return { ceiling: textBytes + attached, estimate: Math.ceil(textBytes / 4) + attached };
@@ -275,26 +275,23 @@ function isBase64(bytes: Uint8Array): boolean {
   return edge(bytes.subarray(0, 256)) && edge(bytes.subarray(Math.max(0, bytes.byteLength - 256)));
 }
 
-/** How many times one of `keys` (quoted) stands as a key in `bytes`: followed, past spaces, by a colon. */
-function keyCount(bytes: Uint8Array, keys: readonly Uint8Array[]): number {
-  let count = 0;
-  for (const key of keys) {
-    const first = key[0] ?? 0;
-    for (let at = bytes.indexOf(first); at !== -1; at = bytes.indexOf(first, at + 1)) {
-      let match = true;
-      for (let i = 1; i < key.length; i++) {
-        if (bytes[at + i] !== key[i]) {
-          match = false;
-          break;
-        }
+/**
+ * How many times each group of `keys` (quoted, so each begins with `"`) stands as a key in
+ * `bytes`: followed, past spaces, by a colon. One pass over the body's quotes for every group.
+ */
+function keyCounts(bytes: Uint8Array, groups: readonly (readonly Uint8Array[])[]): number[] {
+  const counts = groups.map(() => 0);
+  for (let at = bytes.indexOf(0x22); at !== -1; at = bytes.indexOf(0x22, at + 1)) {
+    for (let group = 0; group < groups.length; group++) {
+      for (const key of groups[group] ?? []) {
+        if (!startsWithAt(bytes, at, key)) continue;
+        let next = at + key.length;
+        while (bytes[next] === 0x20 || bytes[next] === 0x0a || bytes[next] === 0x0d || bytes[next] === 0x09) next++;
+        if (bytes[next] === 0x3a) counts[group] = (counts[group] ?? 0) + 1;
       }
-      if (!match) continue;
-      let next = at + key.length;
-      while (bytes[next] === 0x20 || bytes[next] === 0x0a || bytes[next] === 0x0d || bytes[next] === 0x09) next++;
-      if (bytes[next] === 0x3a) count++;
     }
   }
-  return count;
+  return counts;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ASCII } from "../lib/bytes";
+import { ASCII, startsWithAt } from "../lib/bytes";
 import { isRecord } from "../lib/json";
 import { readUsage, type Usage } from "./usage";
 
@@ -67,7 +67,7 @@ export class SseUsageReader {
   read(buf: Uint8Array, from: number, end: number): Array<[number, number]> | null {
     let drops: Array<[number, number]> | null = null;
     let start = from;
-    let responses = from < end && startsWith(buf, from, EVENT);
+    let responses = from < end && startsWithAt(buf, from, EVENT);
     let content = false;
     let usage = false;
     // One plain loop over the bytes finds both the event ends (blank lines) and the keys (`":`):
@@ -96,7 +96,7 @@ export class SseUsageReader {
           drops.push([start, stop]);
         }
         start = stop;
-        responses = stop < end && startsWith(buf, stop, EVENT);
+        responses = stop < end && startsWithAt(buf, stop, EVENT);
         content = false;
         usage = false;
       }
@@ -134,7 +134,7 @@ export class SseUsageReader {
 /** Whether the event in `buf[start, stop)` has a `data` line. */
 function hasData(buf: Uint8Array, start: number, stop: number): boolean {
   for (let line = start; line < stop; ) {
-    if (startsWith(buf, line, DATA)) {
+    if (startsWithAt(buf, line, DATA)) {
       const next = buf[line + DATA.length];
       if (next === COLON || next === LF || next === CR) return true;
     }
@@ -148,7 +148,7 @@ function hasData(buf: Uint8Array, start: number, stop: number): boolean {
 /** Whether the key whose closing quote is at `buf[quote]` is `name`. */
 function isKey(buf: Uint8Array, quote: number, name: Uint8Array): boolean {
   const at = quote - name.length;
-  return buf[at - 1] === QUOTE && startsWith(buf, at, name);
+  return buf[at - 1] === QUOTE && startsWithAt(buf, at, name);
 }
 
 /** Keys whose non-empty string value marks an output-bearing chat or completions chunk. */
@@ -165,11 +165,6 @@ function isContentKey(buf: Uint8Array, quote: number): boolean {
     default:
       return false;
   }
-}
-
-function startsWith(buf: Uint8Array, at: number, prefix: Uint8Array): boolean {
-  for (let j = 0; j < prefix.length; j++) if (buf[at + j] !== prefix[j]) return false;
-  return true;
 }
 
 /** The event's data: its `data` lines' values, joined by LF, as an SSE client would dispatch it. */

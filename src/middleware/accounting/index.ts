@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { getConfig } from "../../config";
 import type { AppEnv } from "../../env";
-import { ProxyError } from "../../errors";
+import { asProxyError } from "../../errors";
 import { recordUsage } from "../../usage/ledger-queue";
 import { NO_RESERVATION, NOT_SENT, type Outcome, type Spend, type SpendContext, spendOf } from "../../usage/spend";
 import { maybe } from "../vars";
@@ -75,8 +75,8 @@ export function accounting(): MiddlewareHandler<AppEnv> {
     const requestId = c.res.headers.get("x-request-id") ?? c.get("requestId");
     const { method } = c.req;
     const path = c.req.path;
-    const error =
-      c.error instanceof ProxyError ? (c.error.code ?? c.error.type) : c.error ? "internal_error" : undefined;
+    const failure = c.error === undefined ? undefined : asProxyError(c.error);
+    const error = failure === undefined ? undefined : (failure.code ?? failure.type);
     // The name the client used, when an alias stood for the model.
     const requested = outgoing?.modelRequested ?? null;
     const modelRequested = requested !== null && requested !== outgoing?.model ? requested : null;

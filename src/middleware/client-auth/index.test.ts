@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { mintToken } from "../../../scripts/lib/token";
-import type { AuthSettings, ReadyConfig } from "../../config";
+import type { AuthSettings, Config } from "../../config";
 import { parseAuthSettings } from "../../config/auth";
 import type { AppEnv } from "../../env";
 import { ProxyError, renderError } from "../../errors";
@@ -389,7 +389,7 @@ describe("clientAuth", () => {
   function app(auth: AuthSettings) {
     const app = new Hono<AppEnv>();
     app.use(async (c, next) => {
-      c.set("config", { auth } as unknown as ReadyConfig);
+      c.set("config", { auth } as unknown as Config);
       await next();
     });
     app.post("/v1/*", clientAuth(), (c) => c.json(c.get("client")));

@@ -1,12 +1,12 @@
 import type { MiddlewareHandler } from "hono";
-import { getConfig, isReady, type ReadyConfig } from "../../config";
+import { type Config, getConfig, isReady } from "../../config";
 import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
 
 declare module "hono" {
   interface ContextVariableMap {
     /** The parsed configuration, once it is known to be complete. */
-    config: ReadyConfig;
+    config: Config;
   }
 }
 

@@ -475,10 +475,7 @@ function checkHostedTools(
         .filter((type) => HOSTED_TOOL.test(type))
     : [];
   if (searchOptions !== undefined || (model !== null && /search/.test(model))) declared.push("web_search");
-  // A name allows its dated and preview variants too: web_search allows web_search_preview_2025_03_11.
-  const allowed = (type: string) =>
-    [...settings.allowedHostedTools].some((name) => type === name || type.startsWith(`${name}_`));
-  const refused = declared.find((type) => !allowed(type));
+  const refused = declared.find((type) => !matchesAny(settings.allowedHostedTools, type));
   if (refused === undefined) return;
   throw new ProxyError(
     403,
@@ -498,17 +495,23 @@ function checkPath(settings: PolicySettings, method: string, requested: string, 
   }
 }
 
-const tokenPatterns = new WeakMap<readonly string[], RegExp[]>();
+/**
+ * Tokens' `models` claims, compiled once per isolate: by their text, since each request's verified
+ * token holds a new array. Bounded: a claim beyond `MAX_CACHED_CLAIMS` is compiled again each time.
+ */
+const tokenPatterns = new Map<string, RegExp[]>();
+const MAX_CACHED_CLAIMS = 256;
 
 /** Applies `ALLOWED_MODELS` and a token's `models` claim: 403 `model_not_allowed`, naming the model, not the list. */
 function checkModel(settings: PolicySettings, client: Client, model: string): void {
   if (settings.allowedModels !== null && !matchesAny(settings.allowedModels, model)) throw modelNotAllowed(model);
   const claim = client.models;
   if (claim === undefined) return;
-  let patterns = tokenPatterns.get(claim);
+  const key = claim.join("\n");
+  let patterns = tokenPatterns.get(key);
   if (patterns === undefined) {
     patterns = compilePatterns(claim) ?? [];
-    tokenPatterns.set(claim, patterns);
+    if (tokenPatterns.size < MAX_CACHED_CLAIMS) tokenPatterns.set(key, patterns);
   }
   if (!matchesAny(patterns, model)) throw modelNotAllowed(model);
 }

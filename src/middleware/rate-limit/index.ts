@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { Client } from "../../client";
-import type { ReadyConfig } from "../../config";
+import type { Config } from "../../config";
 import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
 import { nextUtcDay, retryAfterSeconds } from "../../lib/time";
@@ -8,7 +8,7 @@ import type { Amount } from "../../limits/budget";
 import { ceilingFor } from "../../limits/ceiling";
 import { type CeilingHold, ceilingSlice } from "../../limits/ceiling-lease";
 // The modules, not the Durable Objects': their classes need cloudflare:workers.
-import { limiterFor, limitsFor } from "../../limits/client";
+import { limiterFor, limiterLimits, limitsFor } from "../../limits/client";
 import { budgetHeaders, rateLimitHeaders } from "../../limits/headers";
 import type { Admission as LimiterAdmission } from "../../limits/rate-limiter";
 import { reservationCostUsd } from "../../usage/spend";
@@ -59,7 +59,8 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
     const config = c.get("config");
     const client = c.get("client");
     const outgoing = c.get("outgoing");
-    const { rpm, maxStreams, tokensPerDay, usdPerDay } = limitsFor(config.limits, client);
+    const clientLimits = limitsFor(config.limits, client);
+    const { rpm, maxStreams, tokensPerDay, usdPerDay } = clientLimits;
     const context = { model: outgoing.model, billing: outgoing.billing, reservation: outgoing.reservation };
     const { inputTokens, outputTokens } = outgoing.reservation;
     const reserve: Amount = {
@@ -71,12 +72,7 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
     // The client's own limits first: a client over them must not take any of the ceiling from others.
     // 0 means no limit: with nothing to count, the client's Durable Object is not asked at all.
     const counted = rpm !== 0 || (maxStreams !== 0 && outgoing.stream) || budgeted;
-    const limits = {
-      rpm: rpm === 0 ? Number.MAX_SAFE_INTEGER : rpm,
-      maxStreams: maxStreams === 0 ? Number.MAX_SAFE_INTEGER : maxStreams,
-      tokensPerDay,
-      usdPerDay,
-    };
+    const limits = limiterLimits(clientLimits);
     const limiter = limiterFor(c.env.RATE_LIMITER, client.id);
     let slot: string | null = null;
     let reservation: string | null = null;
@@ -135,7 +131,7 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
  */
 async function holdCeiling(
   c: Context<AppEnv>,
-  config: ReadyConfig,
+  config: Config,
   usd: number,
   headers: Record<string, string>,
 ): Promise<CeilingHold | null> {

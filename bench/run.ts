@@ -278,17 +278,13 @@ async function measureMemory(arm: Arm): Promise<Figures> {
   const idle: number[] = [];
   for (let repeat = 0; repeat < MEMORY_REPEATS; repeat++) {
     for (const size of MEMORY_SIZES) {
-      let peak = 0;
-      const sample = setInterval(() => {
-        peak = Math.max(peak, rssMiB(pid));
-      }, 100);
-      await Promise.all(
-        Array.from({ length: size }, () =>
-          timedRequest(arm.url + PATH, { method: "POST", headers, body: STREAM_BODY }),
+      const { peak } = await peakRssWhile(pid, 100, () =>
+        Promise.all(
+          Array.from({ length: size }, () =>
+            timedRequest(arm.url + PATH, { method: "POST", headers, body: STREAM_BODY }),
+          ),
         ),
       );
-      clearInterval(sample);
-      peak = Math.max(peak, rssMiB(pid));
       peaks[size] = [...(peaks[size] ?? []), peak];
     }
     idle.push(await settledRssMiB(pid));
@@ -310,6 +306,24 @@ async function measureMemory(arm: Arm): Promise<Figures> {
   figures.perStreamMaxKiB = Math.max(...perStream);
   figures.bigRequestMiB = await measureBigRequest(arm, pid);
   return figures;
+}
+
+/** The highest resident memory of `pid` while `work` runs, sampled every `everyMs` and once at its end. */
+async function peakRssWhile<T>(
+  pid: number,
+  everyMs: number,
+  work: () => Promise<T>,
+): Promise<{ peak: number; result: T }> {
+  let peak = 0;
+  const sample = setInterval(() => {
+    peak = Math.max(peak, rssMiB(pid));
+  }, everyMs);
+  try {
+    const result = await work();
+    return { peak: Math.max(peak, rssMiB(pid)), result };
+  } finally {
+    clearInterval(sample);
+  }
 }
 
 /**
@@ -349,15 +363,13 @@ async function measureBigRequest(arm: Arm, pid: number): Promise<number> {
   const rises: number[] = [];
   for (let repeat = 0; repeat < MEMORY_REPEATS; repeat++) {
     const idle = rssMiB(pid);
-    let peak = idle;
-    const sample = setInterval(() => {
-      peak = Math.max(peak, rssMiB(pid));
-    }, 10);
-    const response = await fetch(arm.url + PATH, { method: "POST", headers: headersFor(arm), body: BIG_BODY });
-    await response.arrayBuffer();
-    clearInterval(sample);
-    if (response.status !== 200) throw new Error(`${arm.name}: a 50 MB request got ${response.status}`);
-    rises.push(Math.max(peak, rssMiB(pid)) - idle);
+    const { peak, result: status } = await peakRssWhile(pid, 10, async () => {
+      const response = await fetch(arm.url + PATH, { method: "POST", headers: headersFor(arm), body: BIG_BODY });
+      await response.arrayBuffer();
+      return response.status;
+    });
+    if (status !== 200) throw new Error(`${arm.name}: a 50 MB request got ${status}`);
+    rises.push(Math.max(peak, idle) - idle);
   }
   return median(rises);
 }

@@ -42,7 +42,7 @@ function main(): void {
     return;
   }
   const args = [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "d1", "migrations", "apply", "USAGE_DB"];
-  args.push(values.remote ? "--remote" : "--local");
+  args.push("--local");
   if (values["persist-to"] !== undefined) args.push("--persist-to", resolve(values["persist-to"]));
   const child = spawn(process.execPath, args, {
     cwd: ROOT,

@@ -187,7 +187,7 @@ function render(query: ReportQuery, rows: ReportRow[], where: "local" | "remote"
       ? "\ncost USD -: no known price for the model (see MODEL_PRICES); the total counts known prices only.\n"
       : "";
   const estimated =
-    sum((row) => row.cost_estimated ?? 0) > 0
+    total.cost_estimated > 0
       ? "est. price: requests priced at FALLBACK_PRICE, their model having no price of its own (add it to MODEL_PRICES).\n"
       : "";
   return `${header}${lines.join("\n")}\n${note}${estimated}`;

@@ -1,41 +1,32 @@
 import OpenAI, { type APIError } from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { mintToken } from "../scripts/lib/token";
-import { type DevProxy, startWranglerDev } from "../scripts/lib/wrangler-dev";
-import { type FakeOpenAI, startFakeOpenAI } from "../tools/fake-openai/server";
+import { proxyWithFake } from "./support/proxy";
 
 const KEY = "sk-access-e2e-upstream-key-1a2b3c4d5e6f";
 const BACKEND_KEY = "pk_backend_9f8e7d6c5b4a3f2e1d0c";
 const WEB_KEY = "pk_web_0a1b2c3d4e5f6a7b8c9d";
 const JWT_SECRET = "a-test-secret-that-is-long-enough-for-hs256!";
-let fake: FakeOpenAI;
-let proxy: DevProxy;
 
-beforeAll(async () => {
-  fake = await startFakeOpenAI();
-  proxy = await startWranglerDev({
-    OPENAI_BASE_URL: fake.url,
+const env = proxyWithFake(
+  (upstream) => ({
+    OPENAI_BASE_URL: upstream,
     OPENAI_API_KEY: KEY,
     PROXY_KEYS: `backend:${BACKEND_KEY},web:${WEB_KEY}`,
     PROXY_KEY_LIMITS: "web:rpm=3",
     PROXY_JWT_SECRET: JWT_SECRET,
     ALLOWED_MODELS: "gpt-4o-mini,gpt-4.1*",
-  });
-});
+  }),
+  [KEY, BACKEND_KEY, WEB_KEY, JWT_SECRET],
+);
 
-afterAll(async () => {
-  await proxy?.stop();
-  await fake?.close();
-  for (const secret of [KEY, BACKEND_KEY, WEB_KEY, JWT_SECRET]) expect(proxy?.output() ?? "").not.toContain(secret);
-});
-
-const sdk = (apiKey: string) => new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey, maxRetries: 0 });
+const sdk = (apiKey: string) => new OpenAI({ baseURL: `${env.proxy.url}/v1`, apiKey, maxRetries: 0 });
 const chat = (client: OpenAI, model = "gpt-4o-mini") =>
   client.chat.completions.create({ model, messages: [{ role: "user", content: "hello" }] });
 
 describe("access control through wrangler dev", () => {
   it("says which mode it is in on /health", async () => {
-    expect(await (await fetch(`${proxy.url}/health`)).json()).toEqual({
+    expect(await (await fetch(`${env.proxy.url}/health`)).json()).toEqual({
       status: "ok",
       auth: "keys+tokens",
       modes: ["keys", "tokens"],
@@ -45,13 +36,13 @@ describe("access control through wrangler dev", () => {
   it("serves the official SDK with a client key as its apiKey, and sends the operator's key upstream", async () => {
     const completion = await chat(sdk(BACKEND_KEY));
     expect(completion.choices[0]?.message.content).toBe("Hello! You said: hello");
-    expect(fake.requests.at(-1)?.headers.authorization).toBe(`Bearer ${KEY}`);
+    expect(env.fake.requests.at(-1)?.headers.authorization).toBe(`Bearer ${KEY}`);
   });
 
   it("refuses an unknown key with 401 AuthenticationError, even with a forged Origin", async () => {
-    fake.reset();
+    env.fake.reset();
     const forged = new OpenAI({
-      baseURL: `${proxy.url}/v1`,
+      baseURL: `${env.proxy.url}/v1`,
       apiKey: "pk_guess_0000000000000000",
       maxRetries: 0,
       defaultHeaders: { origin: "https://app.example.com" },
@@ -59,7 +50,7 @@ describe("access control through wrangler dev", () => {
     const error = await chat(forged).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.AuthenticationError);
     expect((error as APIError).code).toBe("invalid_api_key");
-    expect(fake.requests).toHaveLength(0);
+    expect(env.fake.requests).toHaveLength(0);
   });
 
   it("limits a key to its own rpm, with OpenAI's rate-limit headers", async () => {

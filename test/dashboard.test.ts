@@ -9,9 +9,8 @@ import OpenAI from "openai";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../scripts/lib/wrangler-dev";
-import type { ReportRow } from "../src/usage/report";
 import { browserAvailable, launchChromium } from "./support/browser";
-import { proxyWithFake } from "./support/proxy";
+import { proxyWithFake, totalRequests, usageRows } from "./support/proxy";
 
 const ADMIN = "admin-token-for-the-dashboard-test-0123";
 const KEYS = { web: "pk_dash_web_0123456789abcdef", backend: "pk_dash_backend_0123456789ab" };
@@ -26,19 +25,6 @@ const env = proxyWithFake(
   }),
   [ADMIN, "sk-dashboard-e2e-upstream-key"],
 );
-
-/** The report grouped by client, once the ledger holds `requests` records (they arrive in queue batches). */
-async function reportOnce(requests: number): Promise<ReportRow[]> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const response = await fetch(`${env.proxy.url}/admin/usage?group_by=client`, {
-      headers: { authorization: `Bearer ${ADMIN}` },
-    });
-    const rows = ((await response.json()) as { rows: ReportRow[] }).rows;
-    if (rows.reduce((total, row) => total + row.requests, 0) >= requests || Date.now() > deadline) return rows;
-    await new Promise((next) => setTimeout(next, 250));
-  }
-}
 
 describe("the usage ledger through the queue", () => {
   it("keeps one record per request served, none lost, none twice", async () => {
@@ -56,8 +42,8 @@ describe("the usage ledger through the queue", () => {
         });
       }),
     );
-    const rows = await reportOnce(sent);
-    expect(rows.reduce((total, row) => total + row.requests, 0)).toBe(sent);
+    const rows = await usageRows(env.proxy, ADMIN, "client", (rows) => totalRequests(rows) >= sent, 20_000);
+    expect(totalRequests(rows)).toBe(sent);
     expect(rows.map((row) => row.key).sort()).toEqual(["backend", "web"]);
     // Records of many requests leave together, with no promise of one request left to another's context.
     expect(env.proxy.output()).not.toMatch(/different request context|hung|Cannot perform I\/O on behalf/i);

@@ -1,11 +1,9 @@
 import OpenAI, { type APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DevProxy, startWranglerDev } from "../scripts/lib/wrangler-dev";
-import { type FakeOpenAI, startFakeOpenAI } from "../tools/fake-openai/server";
+import { proxyWithFake } from "./support/proxy";
 
 const KEY = "sk-e2e-upstream-key-9f8e7d6c5b4a39281706";
-let fake: FakeOpenAI;
-let proxy: DevProxy;
 let client: OpenAI;
 /** Every response header and non-stream body the clients saw, checked for the key at the end. */
 const seen: string[] = [];
@@ -21,7 +19,7 @@ const recordingFetch: typeof fetch = async (input, init) => {
 function sdk(options: { baseURL?: string; maxRetries?: number } = {}): OpenAI {
   // The SDK needs some apiKey; the proxy ignores it and never forwards it.
   return new OpenAI({
-    baseURL: `${proxy.url}/v1`,
+    baseURL: `${env.proxy.url}/v1`,
     apiKey: "sk-client-side-placeholder",
     maxRetries: 0,
     fetch: recordingFetch,
@@ -29,23 +27,23 @@ function sdk(options: { baseURL?: string; maxRetries?: number } = {}): OpenAI {
   });
 }
 
-beforeAll(async () => {
-  fake = await startFakeOpenAI();
-  proxy = await startWranglerDev({
-    OPENAI_BASE_URL: fake.url,
+const env = proxyWithFake(
+  (upstream) => ({
+    OPENAI_BASE_URL: upstream,
     OPENAI_API_KEY: KEY,
     // Well above what the suite sends: limits have tests of their own.
     RATE_LIMIT_RPM: "1000",
     UPSTREAM_TIMEOUT_MS: "1500",
     STREAM_IDLE_TIMEOUT_MS: "1500",
-  });
+  }),
+  [KEY],
+);
+
+beforeAll(() => {
   client = sdk();
 });
 
-afterAll(async () => {
-  await proxy?.stop();
-  await fake?.close();
-  expect(proxy?.output() ?? "").not.toContain(KEY);
+afterAll(() => {
   expect(seen.filter((s) => s.includes(KEY))).toEqual([]);
 });
 
@@ -57,7 +55,7 @@ describe("the official openai SDK through the proxy, by baseURL only", () => {
     });
     expect(completion.choices[0]?.message.content).toBe("Hello! You said: ping");
     expect(completion.usage?.total_tokens).toBeGreaterThan(0);
-    const upstream = fake.requests.at(-1);
+    const upstream = env.fake.requests.at(-1);
     expect(upstream?.headers.authorization).toBe(`Bearer ${KEY}`);
     expect(upstream?.path).toBe("/v1/chat/completions");
   });
@@ -86,7 +84,7 @@ describe("the official openai SDK through the proxy, by baseURL only", () => {
     const result = await client.embeddings.create({ model: "text-embedding-3-small", input: ["a", "b"] });
     expect(result.data).toHaveLength(2);
     expect(result.data[0]?.embedding).toHaveLength(8);
-    expect(fake.requests.at(-1)?.json).toMatchObject({ encoding_format: "base64" });
+    expect(env.fake.requests.at(-1)?.json).toMatchObject({ encoding_format: "base64" });
   });
 
   it("lists models", async () => {
@@ -122,22 +120,22 @@ describe("the official openai SDK through the proxy, by baseURL only", () => {
 
 describe("errors reach the SDK as its own error classes", () => {
   it("400 → BadRequestError, not retried", async () => {
-    fake.reset();
+    env.fake.reset();
     const error = await sdk({ maxRetries: 2 })
       .chat.completions.create({ model: "fault-400", messages: [] })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
-    expect(fake.requests).toHaveLength(1);
+    expect(env.fake.requests).toHaveLength(1);
   });
 
   it("404 → NotFoundError, not retried", async () => {
-    fake.reset();
+    env.fake.reset();
     const error = await sdk({ maxRetries: 2 })
       .models.retrieve("no-such-model")
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.NotFoundError);
     expect((error as APIError).code).toBe("model_not_found");
-    expect(fake.requests).toHaveLength(1);
+    expect(env.fake.requests).toHaveLength(1);
   });
 
   it("429 → RateLimitError, with Retry-After and the request id", async () => {
@@ -147,29 +145,29 @@ describe("errors reach the SDK as its own error classes", () => {
     expect(error).toBeInstanceOf(OpenAI.RateLimitError);
     const rateLimit = error as APIError;
     expect(rateLimit.headers?.get("retry-after")).toBe("2");
-    expect(rateLimit.requestID).toBe(fake.requests.at(-1)?.id);
+    expect(rateLimit.requestID).toBe(env.fake.requests.at(-1)?.id);
   });
 
   it("429 is retried by the SDK after upstream's retry-after-ms", async () => {
     const retrying = sdk({ maxRetries: 1 });
-    fake.reset();
+    env.fake.reset();
     const error = await retrying.chat.completions
       .create({ model: "fault-429", messages: [{ role: "user", content: "x" }] })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.RateLimitError);
-    const [first, second] = fake.requests;
-    expect(fake.requests).toHaveLength(2);
+    const [first, second] = env.fake.requests;
+    expect(env.fake.requests).toHaveLength(2);
     expect((second?.receivedAt ?? 0) - (first?.receivedAt ?? 0)).toBeGreaterThanOrEqual(1900);
   });
 
   it("500 → InternalServerError after the SDK's own retry", async () => {
     const retrying = sdk({ maxRetries: 1 });
-    fake.reset();
+    env.fake.reset();
     const error = await retrying.chat.completions
       .create({ model: "fault-500", messages: [{ role: "user", content: "x" }] })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.InternalServerError);
-    expect(fake.requests.filter((r) => r.path === "/v1/chat/completions")).toHaveLength(2);
+    expect(env.fake.requests.filter((r) => r.path === "/v1/chat/completions")).toHaveLength(2);
   });
 
   it("503 passes through with its body", async () => {
@@ -182,13 +180,13 @@ describe("errors reach the SDK as its own error classes", () => {
   });
 
   it("a redirect from upstream is not followed: 502", async () => {
-    fake.reset();
+    env.fake.reset();
     const error = await client.chat.completions
       .create({ model: "fault-redirect", messages: [{ role: "user", content: "x" }] })
       .catch((e: unknown) => e);
     expect((error as APIError).status).toBe(502);
     expect((error as APIError).code).toBe("upstream_redirect");
-    expect(fake.requests).toHaveLength(1);
+    expect(env.fake.requests).toHaveLength(1);
   });
 });
 
@@ -230,25 +228,25 @@ describe("faults mid-flight", () => {
   });
 
   it("a client that aborts mid-stream cancels the upstream request within a second", async () => {
-    fake.reset();
+    env.fake.reset();
     // A long, steady stream: locally a disconnect is noticed at the proxy's next write (see README).
     const stream = await client.chat.completions.create(
       { model: "gpt-4o-mini", messages: [{ role: "user", content: "x" }], stream: true },
       { headers: { "x-fake-chunks": "200", "x-fake-chunk-gap-ms": "50" } },
     );
-    const upstream = await fake.waitForRequest((r) => r.path === "/v1/chat/completions");
+    const upstream = await env.fake.waitForRequest((r) => r.path === "/v1/chat/completions");
     for await (const _ of stream) {
       stream.controller.abort();
       break;
     }
-    const closed = await fake.waitForClose(upstream.id, 1000);
+    const closed = await env.fake.waitForClose(upstream.id, 1000);
     expect(closed.clientClosedEarly).toBe(true);
   });
 });
 
 describe("the seed README's examples, unchanged", () => {
   it("sendMessage: a plain POST / answers with the completion", async () => {
-    const response = await fetch(`${proxy.url}/`, {
+    const response = await fetch(`${env.proxy.url}/`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({
@@ -263,7 +261,7 @@ describe("the seed README's examples, unchanged", () => {
   });
 
   it("a streaming POST / delivers every chunk to the README's line-buffering reader", async () => {
-    const response = await fetch(`${proxy.url}/`, {
+    const response = await fetch(`${env.proxy.url}/`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ model: "gpt-3.5-turbo", messages: [{ role: "user", content: "Hello" }], stream: true }),
@@ -283,14 +281,14 @@ describe("the seed README's examples, unchanged", () => {
       }
     }
     expect(text).toBe("Hello! You said: Hello");
-    expect(fake.requests.at(-1)?.json).toMatchObject({ stream: true, temperature: 0.7, max_tokens: 1000 });
+    expect(env.fake.requests.at(-1)?.json).toMatchObject({ stream: true, temperature: 0.7, max_tokens: 1000 });
   });
 });
 
 describe("an upstream that refuses the proxy's key", () => {
   let refused: DevProxy;
   beforeAll(async () => {
-    refused = await startWranglerDev({ OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: "sk-wrong" });
+    refused = await startWranglerDev({ OPENAI_BASE_URL: env.fake.url, OPENAI_API_KEY: "sk-wrong" });
   });
   afterAll(async () => {
     await refused?.stop();
@@ -298,12 +296,12 @@ describe("an upstream that refuses the proxy's key", () => {
   });
 
   it("gives the client a generic 502 that does not echo the key", async () => {
-    fake.reset();
+    env.fake.reset();
     const error = (await sdk({ baseURL: `${refused.url}/v1`, maxRetries: 2 })
       .models.list()
       .catch((e: unknown) => e)) as APIError;
     // The SDK is told not to retry: a refused key stays refused.
-    expect(fake.requests).toHaveLength(1);
+    expect(env.fake.requests).toHaveLength(1);
     expect(error.status).toBe(502);
     expect(JSON.stringify(error.error)).not.toContain("sk-wrong");
     expect(error.message).toContain("upstream refused the proxy's credentials");

@@ -1,41 +1,23 @@
 import { request as httpRequest } from "node:http";
-import OpenAI, { type APIError, toFile } from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DevProxy, startWranglerDev } from "../scripts/lib/wrangler-dev";
-import { type FakeOpenAI, startFakeOpenAI } from "../tools/fake-openai/server";
+import OpenAI, { toFile } from "openai";
+import { describe, expect, it } from "vitest";
+import { proxyWithFake, refusal } from "./support/proxy";
 
 const KEY = "sk-limits-e2e-upstream-key-0f1e2d3c4b5a";
-let fake: FakeOpenAI;
-let proxy: DevProxy;
 
-beforeAll(async () => {
-  fake = await startFakeOpenAI();
-  proxy = await startWranglerDev({
-    OPENAI_BASE_URL: fake.url,
+const env = proxyWithFake(
+  (upstream) => ({
+    OPENAI_BASE_URL: upstream,
     OPENAI_API_KEY: KEY,
     RATE_LIMIT_RPM: "1000",
     UPSTREAM_TIMEOUT_MS: "1500",
-  });
-});
-
-afterAll(async () => {
-  await proxy?.stop();
-  await fake?.close();
-  expect(proxy?.output() ?? "").not.toContain(KEY);
-});
+  }),
+  [KEY],
+);
 
 /** The SDK as users run it: its default retries on, unless a test turns them off. */
 const sdk = (options: { maxRetries?: number; defaultHeaders?: Record<string, string> } = {}) =>
-  new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "unused", ...options });
-
-async function refusal(promise: Promise<unknown>): Promise<APIError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(OpenAI.APIError);
-  return error as APIError;
-}
+  new OpenAI({ baseURL: `${env.proxy.url}/v1`, apiKey: "unused", ...options });
 
 /**
  * A POST sent as curl sends bodies over 1 MB: `Expect: 100-continue`, then the body once the server
@@ -47,7 +29,7 @@ function postExpectingContinue(
   contentType: string,
 ): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const url = new URL(path, proxy.url);
+    const url = new URL(path, env.proxy.url);
     const request = httpRequest(url, {
       method: "POST",
       headers: { "content-type": contentType, "content-length": body.length, expect: "100-continue" },
@@ -80,7 +62,7 @@ describe("the whole API at its real limits, through wrangler dev", () => {
     const { status, text } = await postExpectingContinue("/v1/chat/completions", body, "application/json");
     expect(status).toBe(200);
     expect(JSON.parse(text).choices[0].message.content).toContain("Hello! You said: big");
-    expect(fake.requests.at(-1)?.headers.expect).toBeUndefined();
+    expect(env.fake.requests.at(-1)?.headers.expect).toBeUndefined();
   });
 
   it("answers a 2 MB multipart upload sent with Expect: 100-continue", async () => {
@@ -127,7 +109,7 @@ describe("the whole API at its real limits, through wrangler dev", () => {
   });
 
   it("tells the SDK not to retry a timeout: upstream may still be generating", async () => {
-    const before = fake.requests.length;
+    const before = env.fake.requests.length;
     const error = await refusal(
       sdk().chat.completions.create(
         { model: "fault-slow-first-byte", messages: [{ role: "user", content: "think long" }] },
@@ -137,16 +119,16 @@ describe("the whole API at its real limits, through wrangler dev", () => {
     expect(error.status).toBe(504);
     expect(error.headers?.get("x-should-retry")).toBe("false");
     // The SDK's default two retries were not used: one paid generation, not three.
-    expect(fake.requests.length - before).toBe(1);
+    expect(env.fake.requests.length - before).toBe(1);
   });
 
   it("passes OpenAI's region block on with its code, a message naming the fix, and no retry", async () => {
-    const before = fake.requests.length;
+    const before = env.fake.requests.length;
     const error = await refusal(sdk().chat.completions.create({ model: "fault-region", messages: [] }));
     expect(error.status).toBe(403);
     expect(error.code).toBe("unsupported_country_region_territory");
     expect(error.message).toContain("placement");
-    expect(fake.requests.length - before).toBe(1);
+    expect(env.fake.requests.length - before).toBe(1);
   });
 
   it("hides only what can leak the key: a refused key is a generic 502", async () => {
@@ -158,7 +140,7 @@ describe("the whole API at its real limits, through wrangler dev", () => {
 
   it("gets a stream through an upstream that refuses stream_options, and stops adding it there", async () => {
     const strict = sdk({ maxRetries: 0, defaultHeaders: { "x-fake-strict": "stream_options" } });
-    const before = fake.requests.length;
+    const before = env.fake.requests.length;
     for (let i = 0; i < 2; i++) {
       const stream = await strict.chat.completions.create({
         model: "gpt-4o-mini",
@@ -169,13 +151,13 @@ describe("the whole API at its real limits, through wrangler dev", () => {
       for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
       expect(text).toBe("Hello! You said: strict upstream");
     }
-    const sent = fake.requests.slice(before).map((r) => (r.json as { stream_options?: unknown }).stream_options);
+    const sent = env.fake.requests.slice(before).map((r) => (r.json as { stream_options?: unknown }).stream_options);
     // The first request tried the field once; after that only the client's own request.
     expect(sent).toEqual([{ include_usage: true }, undefined, undefined]);
   });
 
   it("keeps upstream's own rate-limit headers on upstream's 429, not mixed with the proxy's", async () => {
-    const response = await fetch(`${proxy.url}/v1/chat/completions`, {
+    const response = await fetch(`${env.proxy.url}/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "fault-429", messages: [] }),

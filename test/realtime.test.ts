@@ -4,9 +4,8 @@ import { OpenAIRealtimeWS } from "openai/realtime/ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { type DevProxy, startWranglerDev } from "../scripts/lib/wrangler-dev";
-import type { ReportRow } from "../src/usage/report";
 import { REALTIME_USAGE } from "../tools/fake-openai/realtime";
-import { type FakeOpenAI, startFakeOpenAI } from "../tools/fake-openai/server";
+import { clientRow, proxyWithFake } from "./support/proxy";
 
 const KEY = "sk-realtime-e2e-upstream-key-6f5e4d3c2b1a";
 const ADMIN = "admin-token-for-the-realtime-e2e-test";
@@ -17,14 +16,12 @@ const KEYS = {
   idle: "pk_rt_idle_0123456789abcdefgh",
 } as const;
 const TOKENS_PER_ANSWER = REALTIME_USAGE.total_tokens;
-const SESSION_OUTLIVES_MS = 3000;
-let fake: FakeOpenAI;
-let proxy: DevProxy;
+// Long enough that the handshake of a loaded machine stays well within half of it.
+const SESSION_OUTLIVES_MS = 8000;
 
-beforeAll(async () => {
-  fake = await startFakeOpenAI();
-  proxy = await startWranglerDev({
-    OPENAI_BASE_URL: fake.url,
+const env = proxyWithFake(
+  (upstream) => ({
+    OPENAI_BASE_URL: upstream,
     OPENAI_API_KEY: KEY,
     ADMIN_TOKEN: ADMIN,
     PROXY_KEYS: Object.entries(KEYS)
@@ -36,18 +33,13 @@ beforeAll(async () => {
     ALLOWED_ORIGINS: "https://app.example.com",
     // Bounds the handshake only: a session outlives it (see "stays open past UPSTREAM_TIMEOUT_MS").
     UPSTREAM_TIMEOUT_MS: String(SESSION_OUTLIVES_MS / 2),
-  });
-});
-
-afterAll(async () => {
-  await proxy?.stop();
-  await fake?.close();
-  for (const secret of [KEY, ADMIN, ...Object.values(KEYS)]) expect(proxy?.output() ?? "").not.toContain(secret);
-});
+  }),
+  [KEY, ADMIN, ...Object.values(KEYS)],
+);
 
 /** A WebSocket to the proxy's Realtime endpoint, with what it receives. */
 async function connect(options: { protocols?: string[]; headers?: Record<string, string> }) {
-  const url = `${proxy.url.replace(/^http/, "ws")}/v1/realtime?model=gpt-realtime`;
+  const url = `${env.proxy.url.replace(/^http/, "ws")}/v1/realtime?model=gpt-realtime`;
   const socket = new WebSocket(url, options.protocols ?? [], { headers: options.headers ?? {} });
   const events: Array<{ type: string }> = [];
   socket.on("message", (data) => events.push(JSON.parse(data.toString()) as { type: string }));
@@ -58,18 +50,6 @@ async function connect(options: { protocols?: string[]; headers?: Record<string,
     while (events.filter((e) => e.type === type).length < count) await once(socket, "message");
   };
   return { socket, events, until, closed };
-}
-
-async function reportFor(client: string): Promise<ReportRow | undefined> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const response = await fetch(`${proxy.url}/admin/usage?group_by=client`, {
-      headers: { authorization: `Bearer ${ADMIN}` },
-    });
-    const row = ((await response.json()) as { rows: ReportRow[] }).rows.find((r) => r.key === client);
-    if (row !== undefined || Date.now() > deadline) return row;
-    await new Promise((next) => setTimeout(next, 50));
-  }
 }
 
 describe("the Realtime API over WebSocket, through wrangler dev", () => {
@@ -94,10 +74,10 @@ describe("the Realtime API over WebSocket, through wrangler dev", () => {
     expect(client.events.filter((e) => e.type === "response.output_audio_transcript.delta").length).toBeGreaterThan(0);
     client.socket.close(1000, "done");
     await client.closed;
-    const session = fake.sessions.at(-1);
+    const session = env.fake.sessions.at(-1);
     expect(session?.headers.authorization).toBe(`Bearer ${KEY}`);
     expect(session?.received.map((m) => JSON.parse(m).type)).toEqual(["response.create"]);
-    expect(await reportFor("server")).toMatchObject({
+    expect(await clientRow(env.proxy, ADMIN, "server")).toMatchObject({
       requests: 1,
       prompt_tokens: REALTIME_USAGE.input_tokens,
       completion_tokens: REALTIME_USAGE.output_tokens,
@@ -113,14 +93,14 @@ describe("the Realtime API over WebSocket, through wrangler dev", () => {
     await client.until("session.created");
     client.socket.close(1000);
     await client.closed;
-    const session = fake.sessions.at(-1);
+    const session = env.fake.sessions.at(-1);
     expect(session?.headers.authorization).toBe(`Bearer ${KEY}`);
     expect(JSON.stringify(session?.headers)).not.toContain(KEYS.browser);
   });
 
   it("refuses an upgrade without a credential, or from an origin the allowlist leaves out", async () => {
-    const sessions = fake.sessions.length;
-    const url = `${proxy.url.replace(/^http/, "ws")}/v1/realtime?model=gpt-realtime`;
+    const sessions = env.fake.sessions.length;
+    const url = `${env.proxy.url.replace(/^http/, "ws")}/v1/realtime?model=gpt-realtime`;
     for (const headers of [{}, { authorization: `Bearer ${KEYS.server}`, origin: "https://evil.test" }]) {
       const socket = new WebSocket(url, ["realtime"], { headers });
       socket.on("error", () => {});
@@ -128,7 +108,7 @@ describe("the Realtime API over WebSocket, through wrangler dev", () => {
       expect([401, 403]).toContain(response.statusCode);
       socket.terminate();
     }
-    expect(fake.sessions).toHaveLength(sessions);
+    expect(env.fake.sessions).toHaveLength(sessions);
   });
 
   it("closes the session with a clear reason once the client's budget is spent", async () => {
@@ -142,11 +122,11 @@ describe("the Realtime API over WebSocket, through wrangler dev", () => {
     const { code, reason } = await client.closed;
     expect(code).toBe(1008);
     expect(reason).toContain("budget");
-    expect(await reportFor("budget")).toMatchObject({ total_tokens: 3 * TOKENS_PER_ANSWER });
+    expect(await clientRow(env.proxy, ADMIN, "budget")).toMatchObject({ total_tokens: 3 * TOKENS_PER_ANSWER });
   });
 
   it("refuses to mint a client secret that would spend past the proxy, while a budget applies", async () => {
-    const response = await fetch(`${proxy.url}/v1/realtime/client_secrets`, {
+    const response = await fetch(`${env.proxy.url}/v1/realtime/client_secrets`, {
       method: "POST",
       headers: { authorization: `Bearer ${KEYS.budget}`, "content-type": "application/json" },
       body: JSON.stringify({ session: { type: "realtime", model: "gpt-realtime" } }),
@@ -161,7 +141,7 @@ describe("the official SDK's Realtime client, by baseURL only", () => {
 
   beforeAll(async () => {
     // The SDK always opens wss://, so this proxy serves https with wrangler dev's own certificate.
-    secure = await startWranglerDev({ OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: KEY }, { https: true });
+    secure = await startWranglerDev({ OPENAI_BASE_URL: env.fake.url, OPENAI_API_KEY: KEY }, { https: true });
   });
   afterAll(async () => {
     await secure?.stop();
@@ -178,6 +158,6 @@ describe("the official SDK's Realtime client, by baseURL only", () => {
     rt.send({ type: "response.create" });
     expect((await done).usage).toEqual(REALTIME_USAGE);
     rt.close();
-    expect(fake.sessions.at(-1)?.headers.authorization).toBe(`Bearer ${KEY}`);
+    expect(env.fake.sessions.at(-1)?.headers.authorization).toBe(`Bearer ${KEY}`);
   });
 });

@@ -1,8 +1,6 @@
-import OpenAI, { type APIError, toFile } from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DevProxy, startWranglerDev } from "../scripts/lib/wrangler-dev";
-import type { ReportRow } from "../src/usage/report";
-import { type FakeOpenAI, startFakeOpenAI } from "../tools/fake-openai/server";
+import OpenAI, { toFile } from "openai";
+import { describe, expect, it } from "vitest";
+import { clientRow, proxyWithFake, refusal } from "./support/proxy";
 
 const KEY = "sk-spend-e2e-upstream-key-4d5e6f7a8b9c";
 const ADMIN = "admin-token-for-the-spend-e2e-test";
@@ -14,13 +12,10 @@ const KEYS = {
   images: "pk_images_0123456789abcdef0",
   audio: "pk_audio_0123456789abcdef012",
 } as const;
-let fake: FakeOpenAI;
-let proxy: DevProxy;
 
-beforeAll(async () => {
-  fake = await startFakeOpenAI();
-  proxy = await startWranglerDev({
-    OPENAI_BASE_URL: fake.url,
+const env = proxyWithFake(
+  (upstream) => ({
+    OPENAI_BASE_URL: upstream,
     OPENAI_API_KEY: KEY,
     ADMIN_TOKEN: ADMIN,
     PROXY_KEYS: Object.entries(KEYS)
@@ -30,41 +25,13 @@ beforeAll(async () => {
     DAILY_TOKEN_BUDGET: "10000",
     ALLOWED_MODELS: "gpt-4o-mini,gpt-image-1,gpt-4o-transcribe",
     ALLOWED_ORIGINS: "https://app.example.com",
-  });
-});
+  }),
+  [KEY, ADMIN, ...Object.values(KEYS)],
+);
 
-afterAll(async () => {
-  await proxy?.stop();
-  await fake?.close();
-  for (const secret of [KEY, ADMIN, ...Object.values(KEYS)]) expect(proxy?.output() ?? "").not.toContain(secret);
-});
-
-const sdk = (apiKey: string) => new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey, maxRetries: 0 });
+const sdk = (apiKey: string) => new OpenAI({ baseURL: `${env.proxy.url}/v1`, apiKey, maxRetries: 0 });
 const chat = (client: OpenAI, model: string, max_tokens: number) =>
   client.chat.completions.create({ model, max_tokens, messages: [{ role: "user", content: "hello" }] });
-
-/** What `promise` was refused with. */
-async function refusal(promise: Promise<unknown>): Promise<APIError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(OpenAI.APIError);
-  return error as APIError;
-}
-
-/** The admin report by client, once `client` has `requests` requests in it (records land just after each response). */
-async function reportFor(client: string, requests: number): Promise<ReportRow | undefined> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const response = await fetch(`${proxy.url}/admin/usage?group_by=client`, {
-      headers: { authorization: `Bearer ${ADMIN}` },
-    });
-    const row = ((await response.json()) as { rows: ReportRow[] }).rows.find((r) => r.key === client);
-    if ((row?.requests ?? 0) >= requests || Date.now() > deadline) return row;
-    await new Promise((next) => setTimeout(next, 50));
-  }
-}
 
 describe("what requests spend, through wrangler dev", () => {
   it("charges nothing for refused requests: an allowed one still fits the budget after three refusals", async () => {
@@ -76,14 +43,14 @@ describe("what requests spend, through wrangler dev", () => {
     }
     const allowed = await chat(client, "gpt-4o-mini", 4000);
     expect(allowed.choices[0]?.message.content).toBe("Hello! You said: hello");
-    const row = await reportFor("refusals", 4);
+    const row = await clientRow(env.proxy, ADMIN, "refusals", 4);
     expect(row).toMatchObject({ requests: 4, total_tokens: allowed.usage?.total_tokens });
   });
 
   it("reserves a request's own max_tokens with no cap invented, and refuses one that does not fit with 429", async () => {
     const fits = await chat(sdk(KEYS.bigCap), "gpt-4o-mini", 8000);
     expect(fits.choices).toHaveLength(1);
-    const upstream = fake.requests.at(-1)?.json as Record<string, unknown>;
+    const upstream = env.fake.requests.at(-1)?.json as Record<string, unknown>;
     expect(upstream.max_tokens).toBe(8000);
     const error = await refusal(chat(sdk(KEYS.smallBudget), "gpt-4o-mini", 8000));
     expect(error.status).toBe(429);
@@ -102,7 +69,7 @@ describe("what requests spend, through wrangler dev", () => {
     const error = await refusal(generate());
     expect(error.status).toBe(429);
     expect(error.code).toBe("insufficient_quota");
-    const row = await reportFor("images", 3);
+    const row = await clientRow(env.proxy, ADMIN, "images", 3);
     const spent = 2 * (first.usage?.total_tokens ?? 0);
     expect(row).toMatchObject({ requests: 3, total_tokens: spent });
     // gpt-image-1: text input at $5, image output at $40 per million tokens.
@@ -115,7 +82,7 @@ describe("what requests spend, through wrangler dev", () => {
     const file = await toFile(new Uint8Array(5000), "speech.mp3", { type: "audio/mpeg" });
     const transcription = await client.audio.transcriptions.create({ model: "gpt-4o-transcribe", file });
     expect(transcription.text).toBe("transcribed 5000 bytes");
-    const row = await reportFor("audio", 1);
+    const row = await clientRow(env.proxy, ADMIN, "audio", 1);
     // The fake bills 10 text and 50 audio input tokens for 5 000 bytes, and 3 output tokens.
     expect(row).toMatchObject({ prompt_tokens: 60, completion_tokens: 3 });
     // gpt-4o-transcribe: text input $2.50, audio input $6, output $10 per million tokens.
@@ -123,7 +90,7 @@ describe("what requests spend, through wrangler dev", () => {
   });
 
   it.each(["/nope", "/v2/models"])("answers GET %s with a 404 that a page can read", async (path) => {
-    const response = await fetch(`${proxy.url}${path}`, { headers: { origin: "https://app.example.com" } });
+    const response = await fetch(`${env.proxy.url}${path}`, { headers: { origin: "https://app.example.com" } });
     expect(response.status).toBe(404);
     expect(response.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
     expect(await response.json()).toMatchObject({ error: "Not Found" });

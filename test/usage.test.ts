@@ -2,51 +2,27 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DevProxy, ROOT, startWranglerDev } from "../scripts/lib/wrangler-dev";
-import type { ReportRow } from "../src/usage/report";
-import { type FakeOpenAI, startFakeOpenAI } from "../tools/fake-openai/server";
+import { describe, expect, it } from "vitest";
+import { ROOT } from "../scripts/lib/wrangler-dev";
+import { proxyWithFake, totalRequests, usageRows } from "./support/proxy";
 
 const KEY = "sk-usage-e2e-upstream-key-77aa88bb99cc";
 const CLIENT_KEY = "pk_reports_0123456789abcdef0123";
 const ADMIN = "admin-token-for-the-usage-e2e-test";
-let fake: FakeOpenAI;
-let proxy: DevProxy;
 
-beforeAll(async () => {
-  fake = await startFakeOpenAI();
-  proxy = await startWranglerDev({
-    OPENAI_BASE_URL: fake.url,
+const env = proxyWithFake(
+  (upstream) => ({
+    OPENAI_BASE_URL: upstream,
     OPENAI_API_KEY: KEY,
     PROXY_KEYS: `reports:${CLIENT_KEY}`,
     ADMIN_TOKEN: ADMIN,
-  });
-});
-
-afterAll(async () => {
-  await proxy?.stop();
-  await fake?.close();
-  for (const secret of [KEY, CLIENT_KEY, ADMIN]) expect(proxy?.output() ?? "").not.toContain(secret);
-});
-
-/** The admin report, once it holds `requests` requests: records are written just after each response. */
-async function reportWith(requests: number, groupBy: string): Promise<ReportRow[]> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const response = await fetch(`${proxy.url}/admin/usage?group_by=${groupBy}`, {
-      headers: { authorization: `Bearer ${ADMIN}` },
-    });
-    expect(response.status).toBe(200);
-    const report = (await response.json()) as { rows: ReportRow[] };
-    const total = report.rows.reduce((n, row) => n + row.requests, 0);
-    if (total >= requests || Date.now() > deadline) return report.rows;
-    await new Promise((next) => setTimeout(next, 50));
-  }
-}
+  }),
+  [KEY, CLIENT_KEY, ADMIN],
+);
 
 describe("usage through wrangler dev and its local D1", () => {
   it("records a streamed chat through the official SDK, visible in /admin/usage and npm run usage", async () => {
-    const client = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
+    const client = new OpenAI({ baseURL: `${env.proxy.url}/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
     const stream = await client.chat.completions.create({
       model: "gpt-4o-mini",
       messages: [{ role: "user", content: "count my tokens please" }],
@@ -61,10 +37,10 @@ describe("usage through wrangler dev and its local D1", () => {
     expect(text).toBe("Hello! You said: count my tokens please");
     // The proxy asked upstream for usage; the client, which did not, sees none.
     expect(sawUsage).toBe(false);
-    expect(fake.requests.at(-1)?.json).toMatchObject({ stream_options: { include_usage: true } });
+    expect(env.fake.requests.at(-1)?.json).toMatchObject({ stream_options: { include_usage: true } });
 
     // The fake counts words: 4 + 3 for the one message; the reply has 7 words.
-    const rows = await reportWith(1, "client");
+    const rows = await usageRows(env.proxy, ADMIN, "client", (rows) => totalRequests(rows) >= 1);
     expect(rows).toEqual([
       expect.objectContaining({
         key: "reports",
@@ -84,7 +60,7 @@ describe("usage through wrangler dev and its local D1", () => {
         "--by",
         "model",
         "--persist-to",
-        proxy.persistDir,
+        env.proxy.persistDir,
       ],
       { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" } },
     );
@@ -94,9 +70,9 @@ describe("usage through wrangler dev and its local D1", () => {
   });
 
   it("refuses the admin report without the admin token", async () => {
-    expect((await fetch(`${proxy.url}/admin/usage`)).status).toBe(401);
+    expect((await fetch(`${env.proxy.url}/admin/usage`)).status).toBe(401);
     expect(
-      (await fetch(`${proxy.url}/admin/usage`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } })).status,
+      (await fetch(`${env.proxy.url}/admin/usage`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } })).status,
     ).toBe(401);
   });
 });

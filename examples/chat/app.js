@@ -99,15 +99,19 @@ async function credential() {
   return session.token;
 }
 
+/** Shows what is left of the daily budget, in dollars. @param {string | number} left @param {string | number} limit */
+function setQuota(left, limit) {
+  quota.hidden = false;
+  quota.dataset.spent = "false";
+  quota.dataset.remaining = String(left);
+  quota.textContent = `Budget today: $${Number(left).toFixed(4)} of $${Number(limit).toFixed(2)} left`;
+}
+
 /** Shows what is left of the daily budget, from the `x-budget-*` headers of any answer. @param {Headers} headers */
 function showQuota(headers) {
   const limit = headers.get("x-budget-limit-usd");
   const left = headers.get("x-budget-remaining-usd");
-  if (limit === null || left === null) return;
-  quota.hidden = false;
-  quota.dataset.spent = "false";
-  quota.dataset.remaining = left;
-  quota.textContent = `Budget today: $${Number(left).toFixed(4)} of $${Number(limit).toFixed(2)} left`;
+  if (limit !== null && left !== null) setQuota(left, limit);
 }
 
 /** Shows the quota before anything is sent, from `GET /me`. @param {string} token */
@@ -115,10 +119,8 @@ async function showQuotaFromMe(token) {
   const response = await fetch(`${PROXY}/me`, { headers: { Authorization: `Bearer ${token}` } }).catch(() => null);
   if (!response?.ok) return;
   const me = await response.json();
-  if (me.limits?.usd_per_day == null || me.remaining?.usd_today == null) return;
-  quota.hidden = false;
-  quota.dataset.remaining = String(me.remaining.usd_today);
-  quota.textContent = `Budget today: $${Number(me.remaining.usd_today).toFixed(4)} of $${Number(me.limits.usd_per_day).toFixed(2)} left`;
+  if (me.limits?.usd_per_day != null && me.remaining?.usd_today != null)
+    setQuota(me.remaining.usd_today, me.limits.usd_per_day);
 }
 
 /** Sets up sessions when the proxy offers them and the page has no token: the widget, then a session on first send. */

@@ -1,3 +1,4 @@
+import { VISIBLE_ASCII } from "../lib/bytes";
 /** Who may call the proxy, parsed once per isolate from `PROXY_KEYS` and `PROXY_JWT_SECRET`. */
 export type AuthSettings = {
   /** Which credentials are accepted. Decided by which secrets are set, even when one is invalid: never falls back to open. */
@@ -17,8 +18,6 @@ export const MIN_KEY_LENGTH = 16;
 export const MIN_JWT_SECRET_LENGTH = 32;
 
 const KEY_NAME = /^[A-Za-z0-9_.-]+$/;
-/** Visible ASCII only: what an `Authorization` header can carry unchanged. */
-const HEADER_SAFE = /^[\x21-\x7e]+$/;
 /** Three base64url parts: what `authenticate` treats as a token rather than a key. */
 export const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
@@ -83,7 +82,7 @@ function parseKeys(raw: string, errors: string[]): Map<string, KeyDigest> {
     const problems: string[] = [];
     if (!KEY_NAME.test(name)) problems.push("its name must be letters, digits, _ . or - only");
     if (key.length < MIN_KEY_LENGTH) problems.push(`its key must be at least ${MIN_KEY_LENGTH} characters long`);
-    else if (!HEADER_SAFE.test(key)) problems.push("its key must be visible ASCII characters only (no spaces)");
+    else if (!VISIBLE_ASCII.test(key)) problems.push("its key must be visible ASCII characters only (no spaces)");
     else if (JWT_SHAPE.test(key)) problems.push("its key looks like a JWT (three parts separated by dots)");
     if (problems.length > 0) {
       errors.push(`${at}: ${problems.join("; ")}`);

@@ -1,4 +1,5 @@
 import type { Env } from "../env";
+import { VISIBLE_ASCII } from "../lib/bytes";
 import { type AuthSettings, parseAuthSettings } from "./auth";
 import { type KeyLimits, parseKeyLimits } from "./key-limits";
 import { type OriginPolicy, parseOrigins } from "./origins";
@@ -153,9 +154,6 @@ const DEFAULTS = {
 
 type Setting = keyof typeof DEFAULTS;
 
-/** Visible ASCII only: what an HTTP header value can carry without being refused or altered. */
-const HEADER_SAFE = /^[\x21-\x7e]+$/;
-
 const cache = new WeakMap<object, Config>();
 
 /**
@@ -212,7 +210,7 @@ export function parseConfig(env: Env): Config {
   const secret = (name: "OPENAI_API_KEY" | "OPENAI_ORGANIZATION" | "OPENAI_PROJECT"): string | undefined => {
     const value = env[name]?.trim() || undefined;
     // Never echo the value: it is a secret.
-    if (value !== undefined && !HEADER_SAFE.test(value)) {
+    if (value !== undefined && !VISIBLE_ASCII.test(value)) {
       errors.push(`${name} contains characters that cannot be sent in a header`);
     }
     return value;

@@ -1,3 +1,4 @@
+import { VISIBLE_ASCII } from "../lib/bytes";
 import { isRecord } from "../lib/json";
 import { compilePatterns } from "./patterns";
 
@@ -51,8 +52,6 @@ const FIELDS = new Set([
 /** Headers the proxy sets itself, which an upstream's `headers` may not. */
 const RESERVED_HEADERS = new Set(["authorization", "api-key", "host", "content-length", "cookie", "transfer-encoding"]);
 
-/** Visible ASCII only: what a header value (a key) can carry. */
-const HEADER_SAFE = /^[\x21-\x7e]+$/;
 const HEADER_VALUE = /^[\x20-\x7e]*$/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -129,7 +128,7 @@ function parseUpstream(
       const key = typeof value === "string" ? value.trim() : "";
       // Never the value: it is a secret.
       if (key === "") fail(`keys[${i}]`, `the secret ${secretName} is not set`);
-      else if (!HEADER_SAFE.test(key)) fail(`keys[${i}]`, `the secret ${secretName} cannot be sent in a header`);
+      else if (!VISIBLE_ASCII.test(key)) fail(`keys[${i}]`, `the secret ${secretName} cannot be sent in a header`);
       else keys.push(key);
     }
   }

@@ -25,6 +25,9 @@ export function startsWithAt(bytes: Uint8Array, at: number, prefix: Uint8Array):
   return true;
 }
 
+/** Visible ASCII only: what an HTTP header value (a key, a token) can carry without being refused or altered. */
+export const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
+
 /** The ASCII bytes that JSON and server-sent events are framed by, for byte-level scanners. */
 export const ASCII = {
   TAB: 0x09,

@@ -1,6 +1,6 @@
+import { VISIBLE_ASCII } from "./bytes";
+
 const encoder = new TextEncoder();
-/** Visible ASCII only: what an `Authorization` header can carry unchanged. */
-const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
 
 /**
  * The credential of an `Authorization: Bearer <credential>` header (scheme in any case), or

@@ -1,5 +1,5 @@
 import { utcDay } from "../lib/time";
-import type { Renewed, SpendCeiling } from "./ceiling";
+import { EPSILON, type Renewed, type SpendCeiling } from "./ceiling";
 
 /** A request's hold on the spend ceiling: what it reserved, to be settled at what it really cost. */
 export type CeilingHold = {
@@ -270,9 +270,6 @@ export class CeilingSlice {
 export function sliceUsd(needUsd: number, limitUsd: number): number {
   return Math.min(limitUsd / 10, Math.max(limitUsd / 100, 2 * needUsd));
 }
-
-/** Dollar sums are floating point: amounts this close are equal. */
-const EPSILON = 1e-9;
 
 /** A flag that turns true once `done` settles, either way. */
 function settledFlag(done: Promise<unknown>): { readonly over: boolean } {

@@ -153,7 +153,7 @@ export class SpendCeiling extends DurableObject<Env> {
 }
 
 /** Dollar sums are floating point: amounts this close are equal. */
-const EPSILON = 1e-9;
+export const EPSILON = 1e-9;
 
 /** The one ceiling object of a deployment. */
 export function ceilingFor(namespace: DurableObjectNamespace<SpendCeiling>): DurableObjectStub<SpendCeiling> {

@@ -1,4 +1,5 @@
 import { ProxyError } from "../errors";
+import { DAY_MS } from "../lib/time";
 
 /** What a usage report groups by. */
 export type GroupBy = "client" | "model" | "day" | "upstream";
@@ -37,7 +38,6 @@ export const GROUP_BYS: readonly GroupBy[] = ["client", "model", "day", "upstrea
 /** The longest period a report covers. */
 export const MAX_REPORT_DAYS = 366;
 
-const DAY_MS = 86_400_000;
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DATETIME = /^(\d{4})-(\d{2})-(\d{2})T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})?$/;
 

@@ -45,6 +45,10 @@ export type Json = Record<string, unknown>;
 
 export const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** The key of an `Authorization: Bearer <key>` header (nothing may follow it); undefined without one. */
+export const bearerKey = (req: IncomingMessage): string | undefined =>
+  /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+
 /** `FAKE_OPENAI_DETERMINISTIC=1`: fixed ids and timestamps, so two replies to the same request are byte-identical (the benchmark compares streams). */
 const DETERMINISTIC = process.env.FAKE_OPENAI_DETERMINISTIC === "1";
 

@@ -1,5 +1,6 @@
 /** Authentication, faults and the OpenAI routes. Shapes follow what api.openai.com sends. */
 import {
+  bearerKey,
   type Ctx,
   countWords,
   digest,
@@ -450,7 +451,7 @@ async function applyFault(ctx: Ctx, fault: Fault): Promise<boolean> {
       return true;
     case "fault-401": {
       // As OpenAI does: the message echoes the start and end of the key it refused.
-      const key = /^Bearer\s+(\S+)/i.exec(ctx.req.headers.authorization ?? "")?.[1] ?? "";
+      const key = bearerKey(ctx.req) ?? "";
       const masked = `${key.slice(0, 8)}${"*".repeat(20)}${key.slice(-4)}`;
       sendError(
         ctx,
@@ -481,7 +482,7 @@ async function applyFault(ctx: Ctx, fault: Fault): Promise<boolean> {
 }
 
 function authorized(ctx: Ctx): boolean {
-  const key = /^Bearer\s+(\S+)\s*$/i.exec(ctx.req.headers.authorization ?? "")?.[1];
+  const key = bearerKey(ctx.req);
   if (key === undefined) sendError(ctx, 401, NO_KEY_MESSAGE);
   else if (key === "sk-wrong") {
     const message = `Incorrect API key provided: ${key}. You can find your API key at https://platform.openai.com/account/api-keys.`;

@@ -20,8 +20,8 @@
  * Stream timing per request (overriding the options): headers x-fake-ttft-ms, x-fake-chunk-gap-ms, x-fake-chunks,
  * x-fake-hold-end-ms.
  *
- * A strict upstream (an older Azure api-version, some OpenAI-compatible servers): with the `strict` option, or
- * per request `x-fake-strict: stream_options`, a body with `stream_options` gets 400 "Unrecognized request
+ * A strict upstream (an older Azure api-version, some OpenAI-compatible servers): per request
+ * `x-fake-strict: stream_options`, a body with `stream_options` gets 400 "Unrecognized request
  * argument supplied: stream_options", and streams never carry a usage chunk.
  *
  * Azure (option `azure`): requests authenticate with an `api-key` header (`az-wrong` is refused with Azure's 401);
@@ -40,7 +40,7 @@
 import { EventEmitter, once } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { type Ctx, newId, sendJson, type Timing } from "./http.js";
+import { bearerKey, type Ctx, isRecord, newId, sendJson, type Timing } from "./http.js";
 import { type RealtimeSession, realtimeUpgrades } from "./realtime.js";
 import { handle } from "./routes.js";
 
@@ -57,8 +57,6 @@ export interface FakeOptions {
   holdEndMs?: number;
   /** Keep every request in `requests` (default true); the benchmark turns it off to stay lean. */
   record?: boolean;
-  /** Refuse `stream_options` as an upstream that does not know it does (see the header comment). */
-  strict?: boolean;
   /** Answer as Azure OpenAI does (see the header comment): `api-key`, `/openai/deployments/<name>/…` with `api-version`, `/openai/v1/…`. */
   azure?: boolean;
   /** A fault for every request made with a given key (the key as sent, without `Bearer`). */
@@ -162,7 +160,7 @@ export async function startFakeOpenAI(options: FakeOptions = {}): Promise<FakeOp
       clientClosedEarly: false,
     };
     const abort = new AbortController();
-    const strict = options.strict === true || req.headers["x-fake-strict"] === "stream_options";
+    const strict = req.headers["x-fake-strict"] === "stream_options";
     const ctx: Ctx = {
       req,
       res,
@@ -198,7 +196,7 @@ export async function startFakeOpenAI(options: FakeOptions = {}): Promise<FakeOp
     rec.json = parseJson(rec);
     record();
     if (options.azure && !asAzure(ctx)) return;
-    const key = /^Bearer\s+(\S+)/i.exec(req.headers.authorization ?? "")?.[1];
+    const key = bearerKey(req);
     const keyFault = key === undefined ? undefined : options.keyFaults?.[key];
     const next = pending.length > 0 ? pending.shift() : undefined;
     if (keyFault !== undefined || next !== undefined) req.headers["x-fake-fault"] = keyFault ?? next;
@@ -318,7 +316,7 @@ function asAzure(ctx: Ctx): boolean {
     if (!url.searchParams.has("api-version")) return azureError(404, "Resource not found");
     path = deployment[2] ?? "";
     const model = decodeURIComponent(deployment[1] ?? "");
-    if (isObject(ctx.rec.json) && ctx.rec.json.model === undefined) ctx.rec.json.model = model;
+    if (isRecord(ctx.rec.json) && ctx.rec.json.model === undefined) ctx.rec.json.model = model;
   } else if (v1 !== null) {
     path = v1[1] ?? "";
   } else if (resource !== null && url.searchParams.has("api-version")) {
@@ -329,8 +327,4 @@ function asAzure(ctx: Ctx): boolean {
   url.pathname = `/v1${path}`;
   req.headers.authorization = `Bearer ${apiKey}`;
   return true;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

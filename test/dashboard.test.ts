@@ -1,15 +1,16 @@
 /**
  * The operator's dashboard in Chromium, against a real `wrangler dev` whose ledger is filled through the usage
  * queue: traffic from two client keys on two models, then the page, the admin token, the charts and the top
- * spenders. Leaves a screenshot in docs/admin.png.
+ * spenders. Leaves a screenshot in test-results/admin.png (docs/admin.png is a copy of one, so that `npm test` never
+ * changes a tracked file).
  */
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI from "openai";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../scripts/lib/wrangler-dev";
-import { browserAvailable, launchChromium } from "./support/browser";
+import { browserAvailable, launchChromium, RESULTS_DIR } from "./support/browser";
 import { proxyWithFake, totalRequests, usageRows } from "./support/proxy";
 
 const ADMIN = "admin-token-for-the-dashboard-test-0123";
@@ -83,7 +84,8 @@ describe.runIf(browserAvailable())("the dashboard in Chromium", () => {
     expect(spenders.sort()).toEqual(["backend", "web"]);
     expect(await page.textContent("#limits")).toContain("Proxy's daily ceiling");
     expect(await page.textContent("#limits")).toContain("key:web (USD)");
-    await page.screenshot({ path: join(ROOT, "docs/admin.png"), fullPage: true });
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    await page.screenshot({ path: join(RESULTS_DIR, "admin.png"), fullPage: true });
     await page.close();
   });
 });

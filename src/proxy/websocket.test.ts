@@ -126,6 +126,42 @@ describe("Realtime over WebSocket", () => {
     clientEnd(response).socket.close(1000);
   });
 
+  it("uses an upstream's keys in turn, one per session, and sends Azure its deployment", async () => {
+    const id = crypto.randomUUID().replaceAll("-", "");
+    const upstreams = [
+      { name: "pool", base_url: `https://pool-${id}.test/v1`, keys: ["RT_A", "RT_B"], models: ["gpt-realtime"] },
+      {
+        name: "az",
+        kind: "azure",
+        base_url: `https://az-${id}.openai.azure.com`,
+        keys: ["RT_A"],
+        api_version: "2025-04-01-preview",
+        deployments: { "gpt-realtime-mini": "rt-mini" },
+      },
+    ];
+    const vars = { ...KEYS, RT_A: `sk-rt-a-${id}`, RT_B: `sk-rt-b-${id}`, UPSTREAMS: JSON.stringify(upstreams) };
+    /** One session through the proxy, with an upstream of its own; what upstream was asked. */
+    const session = async (query: string) => {
+      const fake = realtimeUpstream();
+      const { response } = await call(
+        upgrade(`/v1/realtime?${query}`, { authorization: `Bearer ${CLIENT_KEY}` }),
+        vars,
+      );
+      expect(response.status).toBe(101);
+      clientEnd(response).socket.close(1000);
+      return fake.requests[0];
+    };
+    const first = await session("model=gpt-realtime");
+    const second = await session("model=gpt-realtime");
+    expect([first, second].map((r) => r?.headers.get("authorization"))).toEqual([
+      `Bearer sk-rt-a-${id}`,
+      `Bearer sk-rt-b-${id}`,
+    ]);
+    expect((await session("model=gpt-realtime-mini&deployment=other"))?.url).toBe(
+      `https://az-${id}.openai.azure.com/openai/realtime?model=gpt-realtime-mini&api-version=2025-04-01-preview&deployment=rt-mini`,
+    );
+  });
+
   it.each([
     ["no credential", {}, 401],
     [

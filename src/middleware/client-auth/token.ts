@@ -1,22 +1,8 @@
 import { errors, jwtVerify } from "jose";
+import type { TokenClaims } from "../../client";
 import { isSerializedOrigin } from "../../config";
 import { type ProxyError, unauthorized } from "../../errors";
 import { INCORRECT_KEY } from "./refuse";
-
-/** What a verified token says about its holder. */
-export type TokenClaims = {
-  sub: string;
-  /** Allowed model patterns; `[]` allows none. */
-  models?: string[];
-  /** The only origin the token may be used from. */
-  origin?: string;
-  rpm?: number;
-  tpd?: number;
-  /** US dollars per UTC day. */
-  usd?: number;
-  /** When the token expires, in seconds since the epoch. */
-  exp?: number;
-};
 
 /** Clock skew allowed on `exp` and `nbf`, in seconds. */
 export const CLOCK_TOLERANCE_SECONDS = 5;

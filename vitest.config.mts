@@ -17,6 +17,8 @@ export default defineConfig({
                 RATE_LIMIT_RPM: "100000",
                 // No spend ceiling unless a test sets one (with a short slice): its slices outlive a request.
                 DAILY_SPEND_LIMIT_USD: "",
+                // Short slices of the limits: a request's settlement waits for its slice to come back.
+                SPEND_LEASE_SECONDS: "0.2",
                 // The D1 migrations, applied to USAGE_DB by src/testing/d1-setup.ts.
                 TEST_MIGRATIONS: await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url))),
               },

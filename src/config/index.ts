@@ -72,7 +72,7 @@ export type LimitSettings = {
 export type CeilingSettings = {
   /** US dollars per UTC day for all clients together; null is no ceiling. */
   dailyLimitUsd: number | null;
-  /** How long an isolate holds a slice before it returns what it did not spend, in milliseconds. */
+  /** How long an isolate holds a slice (of the ceiling, of a client's limits) before it returns what it did not use, in milliseconds. */
   leaseMs: number;
 };
 

@@ -130,6 +130,63 @@ export class DailyBudget {
     this.#spend(row.day, { tokens: Math.max(0, Math.round(spent.tokens)), usd: Math.max(0, spent.usd) });
   }
 
+  /**
+   * Renews an isolate's slice of the budgets (`lease`, one reservation that several requests
+   * share): books `spent`, what its settled requests spent, on the slice's day, then sets the slice
+   * to `want`, or as much of it as the budgets leave. When that cannot cover `need` (the asking
+   * request and those in flight), `over` names the budget that refused and the slice keeps only
+   * `keep` (what its requests in flight reserved), never more than it held less what it reported.
+   * A slice from an earlier day starts afresh on `now`'s day. `want` of nothing returns the slice.
+   * A budget that does not apply (null) lends nothing.
+   */
+  renewSlice(
+    lease: string,
+    report: { spent: Amount; want: Amount; need: Amount; keep: Amount },
+    budgets: Budgets,
+    now: number,
+  ): { ok: true; granted: Amount } | { ok: false; over: "tokens" | "usd"; granted: Amount } {
+    const day = utcDay(now);
+    const held = this.#sql
+      .exec<{ day: string; tokens: number; usd: number }>(
+        "SELECT day, tokens, usd FROM reservations WHERE id = ?",
+        lease,
+      )
+      .toArray()[0];
+    const spent = { tokens: Math.max(0, Math.round(report.spent.tokens)), usd: Math.max(0, report.spent.usd) };
+    // Booked on the slice's day; a slice that held nothing is today's (it lent nothing it could spend).
+    this.#spend(held?.day ?? day, spent);
+    if (held !== undefined) this.#sql.exec("DELETE FROM reservations WHERE id = ?", lease);
+    const sameDay = held !== undefined && held.day === day;
+    const keep = {
+      tokens: sameDay ? Math.min(Math.max(0, held.tokens - spent.tokens), Math.ceil(report.keep.tokens)) : 0,
+      usd: sameDay ? Math.min(Math.max(0, held.usd - spent.usd), report.keep.usd) : 0,
+    };
+    const left = this.left(now, budgets);
+    const offered = {
+      tokens: left.tokens === null ? 0 : Math.max(keep.tokens, Math.min(Math.ceil(report.want.tokens), left.tokens)),
+      usd: left.usd === null ? 0 : Math.max(keep.usd, Math.min(report.want.usd, left.usd)),
+    };
+    const over =
+      left.tokens !== null && Math.ceil(report.need.tokens) > offered.tokens
+        ? "tokens"
+        : left.usd !== null && report.need.usd > offered.usd + USD_EPSILON
+          ? "usd"
+          : null;
+    const returning = report.want.tokens <= 0 && report.want.usd <= 0;
+    const granted = returning ? { tokens: 0, usd: 0 } : over === null ? offered : keep;
+    if (granted.tokens > 0 || granted.usd > 0) {
+      this.#sql.exec(
+        "INSERT INTO reservations (id, day, tokens, usd, taken_at) VALUES (?, ?, ?, ?, ?)",
+        lease,
+        day,
+        granted.tokens,
+        granted.usd,
+        now,
+      );
+    }
+    return over === null ? { ok: true, granted } : { ok: false, over, granted };
+  }
+
   #spend(day: string, amount: Amount): void {
     if (amount.tokens === 0 && amount.usd === 0) return;
     this.#sql.exec(

@@ -35,7 +35,10 @@ export function formatReset(ms: number): string {
  * rateLimitHeaders({ ok: true, limit: 60, remaining: 59, resetMs: 60_000, slot: null });
  * // { "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "59", "x-ratelimit-reset-requests": "1m0s" }
  */
-export function rateLimitHeaders(admission: Admission): Record<string, string> {
+export function rateLimitHeaders(
+  admission: Pick<Admission, "limit" | "remaining" | "resetMs"> &
+    ({ ok: true } | { ok: false; retryAfterSeconds: number }),
+): Record<string, string> {
   const headers: Record<string, string> = {
     "x-ratelimit-limit-requests": String(admission.limit),
     "x-ratelimit-remaining-requests": String(admission.remaining),

@@ -45,6 +45,35 @@ export type Admission =
     };
 
 /**
+ * What an isolate tells a client's object when it renews or returns its slice of the client's
+ * limits (see `ClientSlice`): what the slice did since it last reported, and what it needs now.
+ */
+export type SliceRenewal = {
+  /** The slice, or null for a first one. */
+  lease: string | null;
+  /** When each request the slice admitted on its own since it last reported was admitted (ms since the epoch). */
+  used: number[];
+  /** What the slice's settled requests spent since it last reported. */
+  spent: Amount;
+  /**
+   * The request asking to be admitted, or null to return the slice. `reserve` is its own
+   * reservation; `inFlight` what the slice's requests still running reserved; `permits` how many
+   * more requests the slice would like to admit on its own; `room` how much more of the budgets.
+   */
+  asking: { reserve: Amount; inFlight: Amount; permits: number; room: Amount } | null;
+};
+
+/**
+ * `renew`'s answer: the asking request's admission (as `acquire` answers it, without a slot), and
+ * what the slice holds from now on: requests it may admit on its own and what it holds of the
+ * budgets (its requests in flight included), until `expiresAt`.
+ */
+export type SliceAnswer = (
+  | { ok: true; limit: number; remaining: number; resetMs: number; budget: BudgetState }
+  | (Omit<Extract<Admission, { ok: false }>, "reason"> & { ok: false; reason: "requests" | "tokens" | "usd" })
+) & { lease: string; expiresAt: number; permits: number; granted: Amount };
+
+/**
  * `retry-after` for a request refused because every stream slot is taken. Nobody knows when a
  * stream ends; most end within seconds, and the SDKs back off further on their own.
  */
@@ -92,10 +121,8 @@ export class RateLimiter extends DurableObject<Env> {
    * whole numbers (`rpm` at least 1, `maxStreams` at least 0).
    */
   acquire(limits: Limits, stream: boolean, reserve: Amount = NO_AMOUNT): Admission {
+    checkLimits(limits);
     const { rpm, maxStreams } = limits;
-    if (!Number.isSafeInteger(rpm) || rpm < 1 || !Number.isSafeInteger(maxStreams) || maxStreams < 0) {
-      throw new RangeError(`invalid limits: rpm=${rpm}, maxStreams=${maxStreams}`);
-    }
     const budgets = budgetsOf(limits);
     const now = this.#tick();
     const window = this.#window;
@@ -129,6 +156,68 @@ export class RateLimiter extends DurableObject<Env> {
       reservation,
       budget: this.#state(now, budgets),
     };
+  }
+
+  /**
+   * Renews an isolate's slice of this client's limits, admitting the request that asks (counted at
+   * once), or returns it (`asking` null). First books what the slice did: the times its requests
+   * were admitted (the requests lent and not used come back) and what its settled requests spent.
+   * Then admits the asking request as `acquire` would, and lends the slice up to `permits` more
+   * requests (never beyond the limit) and its budgets' `inFlight`, `reserve` and up to `room` more,
+   * for `ttlMs`. Refused, the slice holds no requests and keeps of the budgets only what its
+   * requests in flight reserved. Throws a `RangeError` for invalid limits, as `acquire`.
+   */
+  renew(renewal: SliceRenewal, limits: Limits, ttlMs: number): SliceAnswer {
+    checkLimits(limits);
+    const { rpm } = limits;
+    const budgets = budgetsOf(limits);
+    const now = this.#tick();
+    const window = this.#window;
+    const lease = renewal.lease ?? crypto.randomUUID();
+    window.settle(lease, renewal.used, now);
+    const { asking } = renewal;
+    const admits = asking !== null && window.size < rpm;
+    let granted = NO_AMOUNT;
+    let over: "tokens" | "usd" | null = null;
+    if (budgets.tokensPerDay !== null || budgets.usdPerDay !== null) {
+      const need = admits ? add(asking.inFlight, asking.reserve) : NO_AMOUNT;
+      const want = asking === null ? NO_AMOUNT : admits ? add(need, asking.room) : asking.inFlight;
+      const keep = asking?.inFlight ?? NO_AMOUNT;
+      const slice = this.#budget.renewSlice(lease, { spent: renewal.spent, want, need, keep }, budgets, now);
+      granted = slice.granted;
+      if (!slice.ok) over = slice.over;
+    }
+    const expiresAt = now + ttlMs;
+    const state = { limit: rpm, remaining: Math.max(0, rpm - window.size), resetMs: window.resetMs(now) };
+    const held = { lease, expiresAt, permits: 0, granted };
+    if (asking === null) return { ok: true, ...state, budget: this.#state(now, budgets), ...held };
+    if (!admits) {
+      const retry = retryAfterSeconds(window.waitMs(now, rpm));
+      return {
+        ok: false,
+        reason: "requests",
+        ...state,
+        retryAfterSeconds: retry,
+        budget: this.#state(now, budgets),
+        ...held,
+      };
+    }
+    if (over !== null) {
+      const retry = retryAfterSeconds(nextUtcDay(now) - now);
+      return {
+        ok: false,
+        reason: over,
+        ...state,
+        retryAfterSeconds: retry,
+        budget: this.#state(now, budgets),
+        ...held,
+      };
+    }
+    window.add(now);
+    const permits = Math.max(0, Math.min(asking.permits, rpm - window.size));
+    window.lend(lease, permits, expiresAt);
+    const remaining = rpm - window.size;
+    return { ok: true, limit: rpm, remaining, resetMs: WINDOW_MS, budget: this.#state(now, budgets), ...held, permits };
   }
 
   /**
@@ -186,6 +275,16 @@ export class RateLimiter extends DurableObject<Env> {
     this.#budget.tick(now);
     return now;
   }
+}
+
+function checkLimits({ rpm, maxStreams }: Limits): void {
+  if (!Number.isSafeInteger(rpm) || rpm < 1 || !Number.isSafeInteger(maxStreams) || maxStreams < 0) {
+    throw new RangeError(`invalid limits: rpm=${rpm}, maxStreams=${maxStreams}`);
+  }
+}
+
+function add(a: Amount, b: Amount): Amount {
+  return { tokens: a.tokens + b.tokens, usd: a.usd + b.usd };
 }
 
 function budgetsOf(limits: Limits): Budgets {

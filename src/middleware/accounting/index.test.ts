@@ -622,6 +622,8 @@ describe("the day's spend", () => {
           const path = kind === "refused-path" ? "/v1/embeddings" : "/v1/chat/completions";
           const { response, settled } = await call(postJson(path, body, client.headers), {
             DAILY_TOKEN_BUDGET: "100000000",
+            // Each settlement waits for its slice to come back: short slices keep the test short.
+            SPEND_LEASE_SECONDS: "0.02",
             ALLOWED_MODELS: "gpt-4o-mini",
             ALLOWED_PATHS: "/v1/chat/completions",
           });

@@ -9,6 +9,7 @@ import { ceilingFor } from "../../limits/ceiling";
 import { type CeilingHold, ceilingSlice } from "../../limits/ceiling-lease";
 // The modules, not the Durable Objects': their classes need cloudflare:workers.
 import { limiterFor, limiterLimits, limitsFor } from "../../limits/client";
+import { type SliceHold, sliceFor } from "../../limits/client-lease";
 import { budgetHeaders, rateLimitHeaders } from "../../limits/headers";
 import type { Admission as LimiterAdmission } from "../../limits/rate-limiter";
 import { reservationCostUsd } from "../../usage/spend";
@@ -38,11 +39,12 @@ export type Admission = {
 };
 
 /**
- * Admits every authenticated request against what may be spent: first its client's limits in the
- * client's Durable Object (one round trip, exact across the whole edge): the per-minute limit, a
- * concurrent-stream slot for a stream, and what the request may spend at most
- * (`outgoing.reservation`, in tokens and in dollars) from its daily budgets, refusing one that does
- * not fit in what is left; then the proxy's daily spend ceiling (`DAILY_SPEND_LIMIT_USD`, reserved
+ * Admits every authenticated request against what may be spent: first its client's limits, exact
+ * across the whole edge: the per-minute limit, a concurrent-stream slot for a stream, and what the
+ * request may spend at most (`outgoing.reservation`, in tokens and in dollars) from its daily
+ * budgets, refusing one that does not fit in what is left. A request that takes a stream slot (or
+ * opens a Realtime session) asks the client's Durable Object; any other is admitted from this
+ * isolate's slice of the client's limits (`ClientSlice`), usually without a round trip. Then the proxy's daily spend ceiling (`DAILY_SPEND_LIMIT_USD`, reserved
  * from this isolate's slice, usually without a round trip), so that a client over its own limits
  * never takes any of the ceiling from others. Over a limit: 429 `rate_limit_exceeded` with `Retry-After` and
  * OpenAI's `x-ratelimit-*-requests` headers; over a budget or the ceiling: 429 `insufficient_quota`,
@@ -76,17 +78,27 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
     const limiter = limiterFor(c.env.RATE_LIMITER, client.id);
     let slot: string | null = null;
     let reservation: string | null = null;
+    let hold: SliceHold | null = null;
     let headers: Record<string, string> = {};
     if (counted) {
-      const admission = await limiter.acquire(limits, outgoing.stream, reserve);
+      // A stream slot, or a reservation a Realtime session grows as it goes, is the object's to
+      // hold per request; every other request is admitted from this isolate's slice when it can be.
+      const perRequest = outgoing.stream && (maxStreams !== 0 || isWebSocket(c));
+      const sliced = perRequest
+        ? null
+        : await sliceFor(client.id).admit(limiter, limits, reserve, config.ceiling.leaseMs);
+      const admission = sliced ?? (await limiter.acquire(limits, outgoing.stream, reserve));
       headers = { ...rateLimitHeaders(admission), ...budgetHeaders(admission.budget) };
       if (!admission.ok) throw refusal(client, admission, reserve, headers, maxStreams);
-      ({ slot, reservation } = admission);
+      if ("hold" in admission) hold = admission.hold;
+      else ({ slot, reservation } = admission);
     }
     const release = (spent: Amount) =>
-      slot === null && reservation === null
-        ? undefined
-        : retryOnce("finish an admitted request", () => limiter.finish(slot, reservation, spent));
+      hold !== null
+        ? hold.settle(spent)
+        : slot === null && reservation === null
+          ? undefined
+          : retryOnce("finish an admitted request", () => limiter.finish(slot, reservation, spent));
 
     let ceiling: CeilingHold | null;
     try {
@@ -108,6 +120,7 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
           if (extra === null) return false;
           holds.push(extra);
         }
+        // Only per-request admissions spend as they go (see above).
         return reservation === null || !budgeted ? true : limiter.extend(reservation, more, limits);
       },
       keepAlive: async (done) => {
@@ -197,6 +210,11 @@ function refusal(
     `Rate limit reached for ${client.name}: ${what}. Try again in ${admission.retryAfterSeconds} s.`,
     { type: "rate_limit_error", code: "rate_limit_exceeded", headers },
   );
+}
+
+/** Whether the request opens a WebSocket (a Realtime session). */
+function isWebSocket(c: Context<AppEnv>): boolean {
+  return c.req.header("upgrade")?.toLowerCase() === "websocket";
 }
 
 /** Dollars for a message: cents, or more digits for amounts under a cent. */

@@ -11,4 +11,4 @@ const app = createApp();
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
   queue: (batch, env, _ctx) => consumeUsage(batch, env),
-} satisfies ExportedHandler<Env, UsageRecord>;
+} satisfies ExportedHandler<Env, UsageRecord | UsageRecord[]>;

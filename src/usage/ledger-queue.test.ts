@@ -37,10 +37,15 @@ async function rowsOn(day: number): Promise<number> {
   );
 }
 
-async function deliver(records: UsageRecord[], db: D1Database = env.USAGE_DB) {
-  const batch = createMessageBatch<UsageRecord>(
+/** Delivers `records` to the consumer, as messages of `perMessage` records each (1: one record per message, as earlier versions sent them). */
+async function deliver(records: UsageRecord[], db: D1Database = env.USAGE_DB, perMessage = 1) {
+  const bodies: (UsageRecord | UsageRecord[])[] = [];
+  for (let i = 0; i < records.length; i += perMessage) {
+    bodies.push(perMessage === 1 ? (records[i] as UsageRecord) : records.slice(i, i + perMessage));
+  }
+  const batch = createMessageBatch<UsageRecord | UsageRecord[]>(
     "openai-workers-proxy-usage",
-    records.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body })),
+    bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body })),
   );
   const ctx = createExecutionContext();
   await worker.queue?.(
@@ -74,6 +79,16 @@ describe("the usage queue's consumer", () => {
     expect(await rowsOn(1)).toBe(100);
   });
 
+  it("writes messages that carry many records, one statement per thousand records", async () => {
+    const records = Array.from({ length: 2_500 }, (_, i) => record(i, 5));
+    const statements: string[] = [];
+    const counting = { prepare: (sql: string) => (statements.push(sql), env.USAGE_DB.prepare(sql)) };
+    const result = await deliver(records, counting as unknown as D1Database, 50);
+    expect(result.ackAll).toBe(true);
+    expect(statements).toHaveLength(3);
+    expect(await rowsOn(5)).toBe(2_500);
+  });
+
   it("sends a batch back when the write fails, and never duplicates a record delivered again", async () => {
     const records = Array.from({ length: 30 }, (_, i) => record(i, 2));
     const failing = { prepare: () => ({ bind: () => ({ run: () => Promise.reject(new Error("D1 is down")) }) }) };
@@ -95,8 +110,24 @@ describe("recordUsage", () => {
     // Records of several requests of the isolate go together, in one call.
     await Promise.all([0, 1, 2].map((i) => recordUsage({ ...env, USAGE_QUEUE: queue } as never, record(i, 3))));
     expect(calls).toHaveLength(1);
-    expect(calls[0]?.map((message) => message.body)).toEqual([record(0, 3), record(1, 3), record(2, 3)]);
+    // One message carrying the three records.
+    expect(calls[0]?.map((message) => message.body)).toEqual([[record(0, 3), record(1, 3), record(2, 3)]]);
     expect(await rowsOn(3)).toBe(0);
+  });
+
+  it("splits what it sends into messages Queues accepts (under 128 KB each)", async () => {
+    const calls: { body: UsageRecord[] }[][] = [];
+    const queue = { sendBatch: async (messages: { body: UsageRecord[] }[]) => void calls.push(messages) };
+    const big = (i: number) => ({ ...record(i, 6), model: `m-${"x".repeat(3_000)}` });
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) => recordUsage({ ...env, USAGE_QUEUE: queue } as never, big(i))),
+    );
+    const messages = calls.flat();
+    expect(messages.length).toBeGreaterThan(1);
+    for (const message of messages) expect(JSON.stringify(message.body).length).toBeLessThan(64_000);
+    expect(messages.flatMap((message) => message.body).map((r) => r.recordId)).toEqual(
+      Array.from({ length: 50 }, (_, i) => `rec_q_6_${i}`),
+    );
   });
 
   it("writes the record directly when the queue refuses it or is not bound: nothing is lost", async () => {
@@ -110,7 +141,7 @@ describe("recordUsage", () => {
     mockUpstream(() => openaiJson({ usage: { prompt_tokens: 3, completion_tokens: 2 } }));
     const sent: UsageRecord[] = [];
     const queue = {
-      sendBatch: async (messages: { body: UsageRecord }[]) => void sent.push(...messages.map((m) => m.body)),
+      sendBatch: async (messages: { body: UsageRecord[] }[]) => void sent.push(...messages.flatMap((m) => m.body)),
     };
     const { response, settled } = await call(postJson("/v1/chat/completions", { model: "gpt-4o-mini", messages: [] }), {
       USAGE_QUEUE: queue as unknown as Queue,

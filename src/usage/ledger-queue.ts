@@ -4,8 +4,16 @@ import { type UsageRecord, writeUsage } from "./ledger";
 /** How long a batch whose write failed waits before the queue delivers it again. */
 const RETRY_DELAY_SECONDS = 5;
 
-/** Records sent to the queue together, at most (a `sendBatch` takes up to 100 messages). */
+/** Records gathered in the isolate before they are sent, at most. */
 const SEND_BATCH = 50;
+/**
+ * A queue message carries many records (an array), up to this many bytes of JSON: Queues bills
+ * and limits by message (128 KB each; each 64 KB is one operation, developers.cloudflare.com/queues/platform/limits
+ * and pricing, read 2026-11-30), and its local broker keeps one timer per message.
+ */
+const MESSAGE_BYTES = 60_000;
+/** Records written by one D1 statement, at most: D1 binds a string of up to 2 MB (limits, read 2026-11-30). */
+const WRITE_BATCH = 1_000;
 /** How long a record waits in the isolate for others to go with it, at most, in milliseconds. */
 const SEND_DELAY_MS = 100;
 
@@ -14,8 +22,8 @@ let pending: UsageRecord[] = [];
 
 /**
  * Records one request in the ledger, from `waitUntil`: through the usage queue (`USAGE_QUEUE`),
- * gathered in the isolate and sent up to `SEND_BATCH` at a time (one call for many requests); the
- * queue's consumer writes them in batches. The request whose record starts a batch sends it after
+ * gathered in the isolate and sent up to `SEND_BATCH` at a time, in one message (one call and one
+ * message for many requests); the queue's consumer writes them in batches. The request whose record starts a batch sends it after
  * `SEND_DELAY_MS` (or the one that fills it, at once), in its own `waitUntil`: no request ever
  * waits on a promise of another (the runtime cancels those), and a record in a batch always has a
  * running request that will send it. Written directly when the queue is not bound or refuses them,
@@ -41,7 +49,7 @@ async function flush(env: Env, queue: Queue): Promise<void> {
   pending = [];
   if (records.length === 0) return;
   try {
-    await queue.sendBatch(records.map((body) => ({ body, contentType: "json" as const })));
+    await queue.sendBatch(messagesOf(records).map((body) => ({ body, contentType: "json" as const })));
   } catch (error) {
     console.warn(
       JSON.stringify({
@@ -55,27 +63,47 @@ async function flush(env: Env, queue: Queue): Promise<void> {
   }
 }
 
+/** Records split into queue messages of at most `MESSAGE_BYTES` of JSON each (a record larger than that goes alone). */
+function messagesOf(records: readonly UsageRecord[]): UsageRecord[][] {
+  const messages: UsageRecord[][] = [];
+  let current: UsageRecord[] = [];
+  let bytes = 0;
+  for (const record of records) {
+    const size = JSON.stringify(record).length + 1;
+    if (current.length > 0 && bytes + size > MESSAGE_BYTES) {
+      messages.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(record);
+    bytes += size;
+  }
+  if (current.length > 0) messages.push(current);
+  return messages;
+}
+
 /**
- * The usage queue's consumer: writes a whole batch of records with one statement. A failed write
+ * The usage queue's consumer: writes a whole batch of messages, each carrying many records (or
+ * one, as messages sent by earlier versions did), with one statement per `WRITE_BATCH` records. A failed write
  * sends the batch back to the queue, to be delivered again after `RETRY_DELAY_SECONDS`; records
  * already written are skipped then (idempotent on their `recordId`), so a retry never duplicates.
  *
  * @example
  * export default { fetch, queue: (batch, env) => consumeUsage(batch, env) };
  */
-export async function consumeUsage(batch: MessageBatch<UsageRecord>, env: Env): Promise<void> {
+export async function consumeUsage(batch: MessageBatch<UsageRecord | UsageRecord[]>, env: Env): Promise<void> {
+  const records = batch.messages.flatMap((message) => message.body);
   try {
-    await writeUsage(
-      env.USAGE_DB,
-      batch.messages.map((message) => message.body),
-    );
+    for (let i = 0; i < records.length; i += WRITE_BATCH) {
+      await writeUsage(env.USAGE_DB, records.slice(i, i + WRITE_BATCH));
+    }
     batch.ackAll();
   } catch (error) {
     console.error(
       JSON.stringify({
         level: "error",
         msg: "usage ledger batch write failed; the queue will deliver it again",
-        records: batch.messages.length,
+        records: records.length,
         error: String(error),
       }),
     );

@@ -153,6 +153,8 @@ export class CeilingSlice {
 
   /** When the slice has expired and no request used it since this one: reports what was spent and returns it. */
   async #returnWhenIdle(ceiling: Ceiling, options: CeilingOptions): Promise<void> {
+    // The last request to settle returns the slice: the others wait for nothing.
+    if (this.#holds > 0) return;
     const uses = this.#uses;
     const wait = this.#expiresAt - Date.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));

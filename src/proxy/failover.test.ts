@@ -244,10 +244,30 @@ describe("failover before the first byte", () => {
   });
 
   it("writes no line per try with LOG_REQUESTS=false", async () => {
-    const { vars } = setup();
-    mockUpstream(() => openaiJson({ usage: USAGE }));
-    await call(postJson("/v1/chat/completions", CHAT), { ...vars, LOG_REQUESTS: "false" });
+    const { vars, which } = setup();
+    mockUpstream((request) =>
+      which(request) === "A1"
+        ? openaiJson({ error: { message: "slow down", type: "requests" } }, 429, { "retry-after": "30" })
+        : openaiJson({ usage: USAGE }),
+    );
+    const { response } = await call(postJson("/v1/chat/completions", DEEP), { ...vars, LOG_REQUESTS: "false" });
+    expect(response.status).toBe(200);
     expect(tries()).toHaveLength(0);
+  });
+
+  it("writes no try line for a request answered at its first try: its request line names upstream and key", async () => {
+    const { vars } = setup();
+    mockUpstream(() => openaiJson({ usage: USAGE }, 200, { "x-request-id": `req_${fresh()}` }));
+    const { response, settled } = await call(postJson("/v1/chat/completions", DEEP), vars);
+    await text(response);
+    await settled();
+    const id = response.headers.get("x-request-id");
+    expect(tries().filter((line) => line.upstreamRequestId === id)).toHaveLength(0);
+    expect(requestLogs().find((line) => line.requestId === id)).toMatchObject({
+      upstream: "compat",
+      tries: 1,
+      key: expect.any(Number),
+    });
   });
 
   it("stops at UPSTREAM_ATTEMPTS, passing the last answer on", async () => {

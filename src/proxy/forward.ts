@@ -1,6 +1,6 @@
 import type { Upstream, UpstreamSettings } from "../config";
 import { type ErrorShape, ProxyError } from "../errors";
-import { JsonUsageReader } from "../usage/json-usage";
+import { readJsonUsage } from "../usage/json-usage";
 import type { Ending, Outcome } from "../usage/spend";
 import { SseUsageReader } from "../usage/sse-usage";
 import { isPassed } from "./client-headers";
@@ -70,7 +70,7 @@ export type Forwarded = ({ response: Response; error?: undefined } | { response?
 export type OutcomeTimes = { headersAt: number | null; firstOutputAt: number | null };
 
 /** Which upstream answered, and after how many tries: what an outcome records of the route. */
-type Tried = { upstream: string | null; tries: number };
+type Tried = { upstream: string | null; tries: number; key: number | null };
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const NULL_BODY = new Set([204, 205, 304]);
@@ -170,7 +170,11 @@ export async function forward(
       }
     }
     const failover = await failoverOf(result);
-    if (call.logTries) logTry(call.requestId, upstream, key, result, failover, Date.now() - startedAt);
+    // A request answered at its first try has its request line alone (naming upstream and key);
+    // one that needed more logs each try.
+    if (call.logTries && (failover !== null || tries > 1)) {
+      logTry(call.requestId, upstream, key, result, failover, Date.now() - startedAt);
+    }
     last = { result, upstream, key, dropUsageChunk };
     if (failover === null) break;
     if (failover.refused) dropKey(upstream, key);
@@ -201,7 +205,7 @@ export async function forward(
     const error = new ProxyError(502, `${what}: no upstream has a key it can use`, { code: "upstream_unreachable" });
     return failed(error, "not_sent");
   }
-  const tried: Tried = { upstream: last.upstream.name, tries };
+  const tried: Tried = { upstream: last.upstream.name, tries, key: last.key };
   const { result } = last;
   if ("failure" in result) return withTried(result.failure, tried);
   if (result.upstream.bodyUsed) {
@@ -401,12 +405,6 @@ async function answer(
   return { response: new Response(body, { status, headers: keptHeaders(upstream.headers, true) }), outcome };
 }
 
-async function readJsonUsage(body: ReadableStream<Uint8Array>): Promise<JsonUsageReader["usage"]> {
-  const reader = new JsonUsageReader();
-  for await (const chunk of body) reader.push(chunk);
-  return reader.usage;
-}
-
 function settle(
   ending: Ending,
   upstreamStatus: number | null,
@@ -415,7 +413,7 @@ function settle(
   usage: Outcome["usage"] = null,
   outputEvents = 0,
 ): Outcome {
-  return { ending, upstreamStatus, stream, usage, outputEvents, upstream: null, tries: 0, ...times };
+  return { ending, upstreamStatus, stream, usage, outputEvents, upstream: null, tries: 0, key: null, ...times };
 }
 
 function failed(

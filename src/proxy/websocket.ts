@@ -253,6 +253,7 @@ function ended(
     firstOutputAt: times?.firstOutputAt ?? null,
     upstream: null,
     tries: 1,
+    key: null,
   };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { JsonUsageReader } from "./json-usage";
+import { JsonUsageReader, readJsonUsage } from "./json-usage";
 
 const encoder = new TextEncoder();
 
@@ -37,5 +37,46 @@ describe("JsonUsageReader", () => {
     const huge = `{"usage":{"prompt_tokens":1,"pad":"${"x".repeat(70_000)}"}}`;
     expect(read([huge])).toBeNull();
     expect(read(['{"usage":{"prompt_tokens":1,}}'])).toBeNull();
+  });
+});
+
+/** A body that sends `pieces` and then ends, or errors when `error` is given. */
+function body(pieces: readonly string[], error?: Error): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller) {
+      for (const piece of pieces) controller.enqueue(encoder.encode(piece));
+      if (error === undefined) controller.close();
+      else controller.error(error);
+    },
+  });
+}
+
+describe("readJsonUsage", () => {
+  const big = JSON.stringify({
+    data: [{ embedding: Array.from({ length: 40_000 }, (_, i) => i / 7) }],
+    usage: { prompt_tokens: 8, total_tokens: 8 },
+  });
+
+  it("finds what the byte reader finds, in a small body parsed whole and in a large one read as it passes", async () => {
+    expect(big.length).toBeGreaterThan(256 * 1024);
+    for (const text of [CHAT, big]) {
+      const halves = [text.slice(0, text.length >> 1), text.slice(text.length >> 1)];
+      expect(await readJsonUsage(body(halves))).toEqual(read(halves));
+    }
+    expect((await readJsonUsage(body([CHAT])))?.promptTokens).toBe(12);
+    expect((await readJsonUsage(body([big])))?.promptTokens).toBe(8);
+    expect(await readJsonUsage(body([JSON.stringify({ data: [{ usage: { prompt_tokens: 3 } }] })]))).toBeNull();
+    expect(await readJsonUsage(body(["[1,2]"]))).toBeNull();
+  });
+
+  it("reads the usage of a body cut short after it, as the byte reader does", async () => {
+    const cut = CHAT.slice(0, CHAT.indexOf("system_fingerprint"));
+    expect((await readJsonUsage(body([cut])))?.promptTokens).toBe(12);
+  });
+
+  it("rejects when the body breaks off", async () => {
+    await expect(readJsonUsage(body(['{"id":"x",'], new Error("upstream went away")))).rejects.toThrow(
+      "upstream went away",
+    );
   });
 });

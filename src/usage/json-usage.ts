@@ -1,4 +1,5 @@
 import { ASCII, concatBytes } from "../lib/bytes";
+import { isRecord } from "../lib/json";
 import { readUsage, type Usage } from "./usage";
 
 const { QUOTE, BACKSLASH, OPEN_BRACE, CLOSE_BRACE, OPEN_BRACKET, CLOSE_BRACKET, COLON, COMMA } = ASCII;
@@ -7,6 +8,53 @@ const MAX_USAGE_BYTES = 64 * 1024;
 
 const decoder = new TextDecoder();
 const USAGE_KEY = "usage";
+/**
+ * A body up to this size is parsed whole, natively (for a typical answer of a few kilobytes, many
+ * times faster than reading it byte by byte in JavaScript); a larger one is read as it passes.
+ */
+const WHOLE_BYTES = 256 * 1024;
+
+/**
+ * The top-level `usage` of a JSON response body, read to its end: parsed whole when it is small
+ * (`WHOLE_BYTES`), else with a `JsonUsageReader` as it passes, holding nothing but the usage. Null
+ * when there is none. Rejects when the stream errors (upstream broke off).
+ *
+ * @example
+ * const [forClient, forUsage] = upstream.body.tee();
+ * const usage = await readJsonUsage(forUsage); // { promptTokens: 12, … } or null
+ */
+export async function readJsonUsage(body: ReadableStream<Uint8Array>): Promise<Usage | null> {
+  const reader = body.getReader();
+  let chunks: Uint8Array[] = [];
+  let size = 0;
+  let passing: JsonUsageReader | null = null;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (passing !== null) {
+      passing.push(value);
+      continue;
+    }
+    // A copy: the chunk itself goes on to the client.
+    chunks.push(value.slice());
+    size += value.byteLength;
+    if (size > WHOLE_BYTES) {
+      passing = new JsonUsageReader();
+      for (const chunk of chunks) passing.push(chunk);
+      chunks = [];
+    }
+  }
+  if (passing !== null) return passing.usage;
+  try {
+    const parsed: unknown = JSON.parse(decoder.decode(concatBytes(chunks)));
+    return isRecord(parsed) && isRecord(parsed.usage) ? readUsage(parsed.usage) : null;
+  } catch {
+    // Not JSON as a whole (a body cut short): what reading it as it passes would have found.
+    const fallback = new JsonUsageReader();
+    for (const chunk of chunks) fallback.push(chunk);
+    return fallback.usage;
+  }
+}
 
 /**
  * Reads the top-level `usage` member of a JSON response body as its chunks pass, whatever the

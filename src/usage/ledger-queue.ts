@@ -63,23 +63,14 @@ async function flush(env: Env, queue: Queue): Promise<void> {
   }
 }
 
-/** Records split into queue messages of at most `MESSAGE_BYTES` of JSON each (a record larger than that goes alone). */
-function messagesOf(records: readonly UsageRecord[]): UsageRecord[][] {
-  const messages: UsageRecord[][] = [];
-  let current: UsageRecord[] = [];
-  let bytes = 0;
-  for (const record of records) {
-    const size = JSON.stringify(record).length + 1;
-    if (current.length > 0 && bytes + size > MESSAGE_BYTES) {
-      messages.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(record);
-    bytes += size;
-  }
-  if (current.length > 0) messages.push(current);
-  return messages;
+/**
+ * Records split into queue messages of at most `MESSAGE_BYTES` of JSON each (a record larger than
+ * that goes alone): usually one message, measured with one `JSON.stringify`.
+ */
+function messagesOf(records: UsageRecord[]): UsageRecord[][] {
+  if (records.length <= 1 || JSON.stringify(records).length <= MESSAGE_BYTES) return [records];
+  const half = Math.ceil(records.length / 2);
+  return [...messagesOf(records.slice(0, half)), ...messagesOf(records.slice(half))];
 }
 
 /**

@@ -42,6 +42,8 @@ export type Outcome = {
   upstream: string | null;
   /** How many tries it took, across keys and upstreams. */
   tries: number;
+  /** Which of the upstream's keys answered, by index (never the key); null when none was tried. */
+  key: number | null;
 };
 
 /** The outcome of a request that upstream never saw. */
@@ -55,6 +57,7 @@ export const NOT_SENT: Outcome = {
   firstOutputAt: null,
   upstream: null,
   tries: 0,
+  key: null,
 };
 
 /** What a request may spend at most, worked out before it is sent: what budgets reserve. */

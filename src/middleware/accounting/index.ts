@@ -30,6 +30,8 @@ export type RequestLog = {
   /** The upstream that answered, and how many tries it took across keys and upstreams. */
   upstream: string | null;
   tries: number;
+  /** Which of the upstream's keys answered, by index (never the key itself). */
+  key: number | null;
   stream: boolean;
   durationMs: number;
   ttfbMs: number | null;
@@ -111,6 +113,7 @@ export function accounting(): MiddlewareHandler<AppEnv> {
           ...(modelRequested !== null ? { modelRequested } : {}),
           upstream: ended.upstream,
           tries: ended.tries,
+          key: ended.key,
           stream: ended.stream,
           durationMs,
           ttfbMs: since(ended.headersAt),

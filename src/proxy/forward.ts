@@ -1,6 +1,6 @@
 import type { Upstream, UpstreamSettings } from "../config";
 import { type ErrorShape, ProxyError } from "../errors";
-import { readJsonUsage } from "../usage/json-usage";
+import { type JsonAnswer, readJsonAnswer } from "../usage/json-usage";
 import type { Ending, Outcome } from "../usage/spend";
 import { SseUsageReader } from "../usage/sse-usage";
 import { isPassed } from "./client-headers";
@@ -387,21 +387,28 @@ async function answer(
     return { response: new Response(body, { status, headers: responseHeaders }), outcome };
   }
   // 204, 205 and 304 carry no body, whatever upstream sent.
-  let body = NULL_BODY.has(status) ? null : upstream.body;
-  let outcome: Promise<Outcome>;
+  const body = NULL_BODY.has(status) ? null : upstream.body;
   const answered = { ...times, firstOutputAt: headersAt };
   if (call.readUsage && body !== null && contentType.startsWith("application/json")) {
-    // A native tee: the client's half streams on; the proxy's half is read for `usage` as it
-    // arrives, holding nothing but the usage itself, and keeps reading if the client leaves.
-    const [forClient, forUsage] = body.tee();
-    body = forClient;
-    outcome = readJsonUsage(forUsage).then(
+    // Read for its `usage`: whole when small (handed on as bytes), else as it streams on.
+    let read: JsonAnswer;
+    try {
+      read = await readJsonAnswer(body);
+    } catch {
+      const error = new ProxyError(502, `${what}: upstream broke off its answer`, {
+        code: "upstream_interrupted",
+        retryable: false,
+      });
+      return failed(error, "cut", status, times);
+    }
+    const outcome = read.usage.then(
       (usage) => settle("complete", status, false, answered, usage),
       () => settle("cut", status, false, times),
     );
-  } else {
-    outcome = Promise.resolve(settle("complete", status, false, answered));
+    const whole = read.body instanceof Uint8Array;
+    return { response: new Response(read.body, { status, headers: keptHeaders(upstream.headers, !whole) }), outcome };
   }
+  const outcome = Promise.resolve(settle("complete", status, false, answered));
   return { response: new Response(body, { status, headers: keptHeaders(upstream.headers, true) }), outcome };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { JsonUsageReader, readJsonUsage } from "./json-usage";
+import { JsonUsageReader, readJsonAnswer } from "./json-usage";
 
 const encoder = new TextEncoder();
 
@@ -40,43 +40,60 @@ describe("JsonUsageReader", () => {
   });
 });
 
-/** A body that sends `pieces` and then ends, or errors when `error` is given. */
+/** A body that sends `pieces`, one per read, and then ends, or errors when `error` is given. */
 function body(pieces: readonly string[], error?: Error): ReadableStream<Uint8Array> {
+  let next = 0;
   return new ReadableStream({
-    start(controller) {
-      for (const piece of pieces) controller.enqueue(encoder.encode(piece));
-      if (error === undefined) controller.close();
+    pull(controller) {
+      const piece = pieces[next++];
+      if (piece !== undefined) controller.enqueue(encoder.encode(piece));
+      else if (error === undefined) controller.close();
       else controller.error(error);
     },
   });
 }
 
-describe("readJsonUsage", () => {
+/** What `readJsonAnswer` hands on to the client, read to its end, and the usage it found. */
+async function answer(pieces: readonly string[]) {
+  const read = await readJsonAnswer(body(pieces));
+  return { text: await new Response(read.body).text(), usage: await read.usage };
+}
+
+describe("readJsonAnswer", () => {
   const big = JSON.stringify({
     data: [{ embedding: Array.from({ length: 40_000 }, (_, i) => i / 7) }],
     usage: { prompt_tokens: 8, total_tokens: 8 },
   });
 
-  it("finds what the byte reader finds, in a small body parsed whole and in a large one read as it passes", async () => {
+  it("hands on every byte, and finds what the byte reader finds: in a small body read whole and a large one as it passes", async () => {
     expect(big.length).toBeGreaterThan(256 * 1024);
     for (const text of [CHAT, big]) {
       const halves = [text.slice(0, text.length >> 1), text.slice(text.length >> 1)];
-      expect(await readJsonUsage(body(halves))).toEqual(read(halves));
+      expect(await answer(halves)).toEqual({ text, usage: read(halves) });
     }
-    expect((await readJsonUsage(body([CHAT])))?.promptTokens).toBe(12);
-    expect((await readJsonUsage(body([big])))?.promptTokens).toBe(8);
-    expect(await readJsonUsage(body([JSON.stringify({ data: [{ usage: { prompt_tokens: 3 } }] })]))).toBeNull();
-    expect(await readJsonUsage(body(["[1,2]"]))).toBeNull();
+    expect((await answer([CHAT])).usage?.promptTokens).toBe(12);
+    expect((await answer([big])).usage?.promptTokens).toBe(8);
+    expect((await answer([JSON.stringify({ data: [{ usage: { prompt_tokens: 3 } }] })])).usage).toBeNull();
+    expect((await answer(["[1,2]"])).usage).toBeNull();
   });
 
   it("reads the usage of a body cut short after it, as the byte reader does", async () => {
     const cut = CHAT.slice(0, CHAT.indexOf("system_fingerprint"));
-    expect((await readJsonUsage(body([cut])))?.promptTokens).toBe(12);
+    expect((await answer([cut])).usage?.promptTokens).toBe(12);
   });
 
-  it("rejects when the body breaks off", async () => {
-    await expect(readJsonUsage(body(['{"id":"x",'], new Error("upstream went away")))).rejects.toThrow(
+  it("reads a large body to its end for its usage when the client leaves", async () => {
+    const read = await readJsonAnswer(body([big.slice(0, 300_000), big.slice(300_000)]));
+    await (read.body as ReadableStream).cancel("client went away");
+    expect((await read.usage)?.promptTokens).toBe(8);
+  });
+
+  it("rejects when the body breaks off: at once when small, through its usage when large", async () => {
+    await expect(readJsonAnswer(body(['{"id":"x",'], new Error("upstream went away")))).rejects.toThrow(
       "upstream went away",
     );
+    const read = await readJsonAnswer(body([big.slice(0, 300_000)], new Error("upstream went away")));
+    await expect(new Response(read.body).text()).rejects.toThrow();
+    await expect(read.usage).rejects.toThrow("upstream went away");
   });
 });

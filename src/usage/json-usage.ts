@@ -14,42 +14,86 @@ const USAGE_KEY = "usage";
  */
 const WHOLE_BYTES = 256 * 1024;
 
+/** A JSON answer as the client gets it, and its top-level usage (null when there is none). */
+export type JsonAnswer = { body: Uint8Array | ReadableStream<Uint8Array>; usage: Promise<Usage | null> };
+
 /**
- * The top-level `usage` of a JSON response body, read to its end: parsed whole when it is small
- * (`WHOLE_BYTES`), else with a `JsonUsageReader` as it passes, holding nothing but the usage. Null
- * when there is none. Rejects when the stream errors (upstream broke off).
+ * Reads a JSON answer for its top-level `usage`. A body that ends within `WHOLE_BYTES` (nearly
+ * every answer) is read whole, its usage parsed natively, and handed on as bytes: no second
+ * stream. A larger one streams on to the client from where the reading stopped, read for usage as
+ * it passes, holding nothing but the usage, and read to its end if the client leaves; its `usage`
+ * rejects when it breaks off. Rejects when the body breaks off before `WHOLE_BYTES`: nothing has
+ * reached the client then.
  *
  * @example
- * const [forClient, forUsage] = upstream.body.tee();
- * const usage = await readJsonUsage(forUsage); // { promptTokens: 12, … } or null
+ * const { body, usage } = await readJsonAnswer(upstream.body);
+ * return { response: new Response(body, { status, headers }), outcome: usage.then(settle) };
  */
-export async function readJsonUsage(body: ReadableStream<Uint8Array>): Promise<Usage | null> {
+export async function readJsonAnswer(body: ReadableStream<Uint8Array>): Promise<JsonAnswer> {
   const reader = body.getReader();
-  let chunks: Uint8Array[] = [];
+  const chunks: Uint8Array[] = [];
   let size = 0;
-  let passing: JsonUsageReader | null = null;
   for (;;) {
     const { done, value } = await reader.read();
-    if (done) break;
-    if (passing !== null) {
-      passing.push(value);
-      continue;
+    if (done) {
+      const bytes = concatBytes(chunks);
+      return { body: bytes, usage: Promise.resolve(usageOfWhole(bytes, chunks)) };
     }
-    // A copy: the chunk itself goes on to the client.
-    chunks.push(value.slice());
+    chunks.push(value);
     size += value.byteLength;
-    if (size > WHOLE_BYTES) {
-      passing = new JsonUsageReader();
-      for (const chunk of chunks) passing.push(chunk);
-      chunks = [];
-    }
+    if (size > WHOLE_BYTES) break;
   }
-  if (passing !== null) return passing.usage;
+  const passing = new JsonUsageReader();
+  for (const chunk of chunks) passing.push(chunk);
+  const { promise: usage, resolve, reject } = Promise.withResolvers<Usage | null>();
+  const next = async (): Promise<Uint8Array | null> => {
+    const { done, value } = await reader.read();
+    if (done) {
+      resolve(passing.usage);
+      return null;
+    }
+    passing.push(value);
+    return value;
+  };
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        for (const chunk of chunks) controller.enqueue(chunk);
+        chunks.length = 0;
+      },
+      async pull(controller) {
+        try {
+          const chunk = await next();
+          if (chunk === null) controller.close();
+          else controller.enqueue(chunk);
+        } catch (error) {
+          reject(error);
+          controller.error(error);
+        }
+      },
+      async cancel() {
+        // The client left: the rest is read for its usage all the same.
+        try {
+          while ((await next()) !== null) {}
+        } catch (error) {
+          reject(error);
+        }
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return { body: stream, usage };
+}
+
+/**
+ * The top-level `usage` of a whole JSON body (see `readJsonAnswer`). Not JSON as a whole (a body
+ * cut short): what reading it as it passes finds in it.
+ */
+function usageOfWhole(bytes: Uint8Array, chunks: readonly Uint8Array[]): Usage | null {
   try {
-    const parsed: unknown = JSON.parse(decoder.decode(concatBytes(chunks)));
+    const parsed: unknown = JSON.parse(decoder.decode(bytes));
     return isRecord(parsed) && isRecord(parsed.usage) ? readUsage(parsed.usage) : null;
   } catch {
-    // Not JSON as a whole (a body cut short): what reading it as it passes would have found.
     const fallback = new JsonUsageReader();
     for (const chunk of chunks) fallback.push(chunk);
     return fallback.usage;

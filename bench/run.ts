@@ -37,6 +37,10 @@ const STREAM_BODY = JSON.stringify({
 });
 const JSON_TYPE = { "content-type": "application/json" };
 const headersFor = (arm: Arm) => ({ ...JSON_TYPE, authorization: arm.authorization });
+/** Client keys of arm F: each load connection sends its own. */
+const MANY_KEYS = Array.from({ length: 50 }, (_, i) => `pk_bench_${String(i).padStart(2, "0")}_0123456789abcdef`);
+/** How long the ledger is loaded before its rows are counted. */
+const LEDGER_SECONDS = QUICK ? 5 : 60;
 const PATH = "/v1/chat/completions";
 
 type Figures = Record<string, number>;
@@ -87,10 +91,23 @@ async function main(): Promise<void> {
       workerCpus,
       { authorization: "Bearer pk_bench_0123456789abcdef" },
     ),
+    {
+      ...(await startWorker(
+        "proxy-default-keys",
+        bundle.path,
+        { ...upstream, ...unreachable, PROXY_KEYS: MANY_KEYS.map((key, i) => `c${i}:${key}`).join(",") },
+        workerCpus,
+        { authorization: `Bearer ${MANY_KEYS[0]}` },
+      )),
+      authorizations: MANY_KEYS.map((key) => `Bearer ${key}`),
+    },
   ];
   const [, bare] = arms;
-  /** C: the request path alone; D: the default configuration (limiter, usage ledger); E: D with keys, allowlist, cap and budget. */
-  const names = ["A", "B", "C", "D", "E"] as const;
+  /**
+   * C: the request path alone; D: the default configuration (limiter, ceiling, usage ledger) for one
+   * client; E: D with keys, allowlist, cap and budget; F: D for 50 client keys, one per connection.
+   */
+  const names = ["A", "B", "C", "D", "E", "F"] as const;
   // Ctrl-C stops every process the benchmark started, the fake upstream's included.
   const stopAll = async () => {
     for (const arm of arms) await arm.stop().catch(() => {});
@@ -104,19 +121,24 @@ async function main(): Promise<void> {
   try {
     for (const arm of arms) await throughput(arm, 10, 1); // warm-up
     const rate = Math.max(50, Math.round(0.5 * (await throughput(bare as Arm, 10, SECONDS))));
-    const rounds: Record<string, Figures[]> = { A: [], B: [], C: [], D: [], E: [] };
+    const rounds: Record<string, Figures[]> = { A: [], B: [], C: [], D: [], E: [], F: [] };
     const streams: Record<string, Buffer> = {};
     for (let round = 0; round < ROUNDS; round++) {
       for (const [i, arm] of arms.entries()) {
         const name = names[i] ?? "?";
-        const figures = await measureRound(arm, rate);
+        const figures = await step(`round ${round + 1} ${name}`, () => measureRound(arm, rate));
         if (round === 0) streams[name] = figures.bytes;
         rounds[name]?.push(figures.numbers);
         process.stdout.write(`round ${round + 1}/${ROUNDS} ${name} ${JSON.stringify(roundSummary(figures.numbers))}\n`);
       }
     }
     const memory: Record<string, Figures> = {};
-    for (const [i, arm] of arms.entries()) if (i >= 1 && i <= 3) memory[names[i] ?? "?"] = await measureMemory(arm);
+    for (const [i, arm] of arms.entries()) {
+      if (i < 1 || i > 3) continue;
+      const name = names[i] ?? "?";
+      memory[name] = await step(`memory ${name}`, () => measureMemory(arm));
+    }
+    const ledger = await step("ledger D", () => measureLedger(arms[3] as Arm, rate));
 
     const results = {
       date: new Date().toISOString(),
@@ -139,12 +161,14 @@ async function main(): Promise<void> {
         streamsPerRound: STREAMS_PER_ROUND,
         memorySizes: MEMORY_SIZES,
         memoryRepeats: MEMORY_REPEATS,
+        ledgerSeconds: LEDGER_SECONDS,
       },
       arms: Object.fromEntries(names.map((name) => [name, summarize(rounds[name] ?? [])])) as Record<
         string,
         Record<string, { median: number; min: number; max: number }>
       >,
       memory,
+      ledger,
       streamBytesIdentical: {
         B: streams.B !== undefined && streams.A !== undefined && streams.B.equals(streams.A),
         C: streams.C !== undefined && streams.A !== undefined && streams.C.equals(streams.A),
@@ -164,34 +188,83 @@ async function main(): Promise<void> {
   }
 }
 
+/** Runs one phase of the benchmark, saying so, and names it in its error. */
+async function step<T>(what: string, run: () => Promise<T>): Promise<T> {
+  process.stdout.write(`${what}…\n`);
+  try {
+    return await run();
+  } catch (error) {
+    throw new Error(`${what}: ${String(error)}`, { cause: error });
+  }
+}
+
 /** Requests per second at saturation with `connections` connections (closed loop). */
 async function throughput(arm: Arm, connections: number, seconds: number): Promise<number> {
-  const result = await autocannon({
-    url: arm.url + PATH,
-    method: "POST",
-    headers: headersFor(arm),
-    body: CHAT_BODY,
-    connections,
-    duration: seconds,
-  });
+  const result = await autocannon(load(arm, connections, seconds));
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${arm.name}: ${result.non2xx} non-2xx answers and ${result.errors} errors under load`);
   }
   return result.requests.total / seconds;
 }
 
-async function measureRound(arm: Arm, rate: number): Promise<{ numbers: Figures; bytes: Buffer }> {
-  const rps10 = await throughput(arm, 10, SECONDS);
-  const cpuBefore = arm.pid === undefined ? Number.NaN : cpuMs(arm.pid);
-  const started = Date.now();
-  const result = await autocannon({
+/** autocannon's options for the non-streaming load; with several client keys, each connection sends its own. */
+function load(arm: Arm, connections: number, seconds: number): autocannon.Options {
+  let next = 0;
+  const keys = arm.authorizations;
+  return {
     url: arm.url + PATH,
     method: "POST",
     headers: headersFor(arm),
     body: CHAT_BODY,
-    connections: 50,
-    duration: SECONDS,
-  });
+    connections,
+    duration: seconds,
+    ...(keys === undefined
+      ? {}
+      : {
+          setupClient: (client: { setHeaders: (headers: Record<string, string>) => void }) => {
+            client.setHeaders({ ...JSON_TYPE, authorization: keys[next++ % keys.length] ?? arm.authorization });
+          },
+        }),
+  };
+}
+
+/**
+ * Loads the default configuration at `rate` requests per second for `LEDGER_SECONDS`, then counts
+ * the ledger's new rows once they stop coming (the queue delivers in batches): every request served
+ * must have exactly one.
+ */
+async function measureLedger(arm: Arm, rate: number): Promise<{ served: number; errors: number; rows: number }> {
+  const rows = arm.ledgerRows;
+  if (rows === undefined) throw new Error(`${arm.name} has no ledger`);
+  const before = await settledRows(rows);
+  const { latencies, errors } = await fixedRate(
+    arm.url + PATH,
+    { method: "POST", headers: headersFor(arm), body: CHAT_BODY },
+    rate,
+    LEDGER_SECONDS * 1000,
+  );
+  const after = await settledRows(rows, before + latencies.length);
+  return { served: latencies.length, errors, rows: after - before };
+}
+
+/** The ledger's row count once it reaches `expected`, or has not moved for 10 s (polled every 500 ms). */
+async function settledRows(rows: () => Promise<number>, expected = Number.NaN): Promise<number> {
+  let count = await rows();
+  let still = 0;
+  while (count !== expected && still < 20) {
+    await new Promise((next) => setTimeout(next, 500));
+    const now = await rows();
+    still = now === count ? still + 1 : 0;
+    count = now;
+  }
+  return count;
+}
+
+async function measureRound(arm: Arm, rate: number): Promise<{ numbers: Figures; bytes: Buffer }> {
+  const rps10 = await throughput(arm, 10, SECONDS);
+  const cpuBefore = arm.pid === undefined ? Number.NaN : cpuMs(arm.pid);
+  const started = Date.now();
+  const result = await autocannon(load(arm, 50, SECONDS));
   const rps50 = result.requests.total / ((Date.now() - started) / 1000);
   const cpuPerRequest = arm.pid === undefined ? Number.NaN : (cpuMs(arm.pid) - cpuBefore) / result.requests.total;
 

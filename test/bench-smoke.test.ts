@@ -20,7 +20,7 @@ it("npm run bench -- --quick runs and produces every figure", { timeout: 180_000
   );
   const results = JSON.parse(readFileSync(join(out, "results/latest.json"), "utf8"));
   const figures = ["rps10", "rps50", "latencyP50", "latencyP99", "ttfbMs", "ttftMs", "chunkGapP50", "chunkGapP99"];
-  for (const arm of ["A", "B", "C", "D", "E"]) {
+  for (const arm of ["A", "B", "C", "D", "E", "F"]) {
     const stats: Record<string, Stat> = results.arms[arm];
     for (const figure of [...figures, ...(arm === "A" ? [] : ["cpuMsPerRequest"])]) {
       expect(Number.isFinite(stats[figure]?.median), `${arm}.${figure}`).toBe(true);
@@ -31,6 +31,9 @@ it("npm run bench -- --quick runs and produces every figure", { timeout: 180_000
       expect(Number.isFinite(results.memory[arm][figure]), `${arm} memory ${figure}`).toBe(true);
     }
   }
+  // The ledger kept a row for every request served under load.
+  expect(results.ledger.served).toBeGreaterThan(0);
+  expect(results.ledger.rows).toBe(results.ledger.served);
   expect(results.streamBytesIdentical.bytes).toBeGreaterThan(0);
   expect(typeof results.streamBytesIdentical.C).toBe("boolean");
   expect(results.bundle.gzipBytes).toBeGreaterThan(0);

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
@@ -9,8 +10,12 @@ export type Arm = {
   name: string;
   url: string;
   pid?: number;
+  /** Rows in the proxy's usage ledger (D1), for the arms that have one. */
+  ledgerRows?: () => Promise<number>;
   /** The credential this arm's clients send. */
   authorization: string;
+  /** Credentials to spread the non-streaming load over, one per connection (many clients). */
+  authorizations?: string[];
   stop: () => Promise<void>;
 };
 
@@ -54,12 +59,13 @@ export async function startWorker(
   scriptPath: string,
   bindings: Record<string, string>,
   cpus: string,
-  options: { authorization?: string; bare?: boolean } = {},
+  options: { authorization?: string; bare?: boolean; inspectorPort?: number } = {},
 ): Promise<Arm> {
   const { workerOptions: all } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.jsonc"));
   // The bare Worker shares the runtime settings, not the proxy's Durable Objects.
   const workerOptions = options.bare ? { ...all, durableObjects: {} } : all;
   const before = new Set(childPids(process.pid, "workerd"));
+  mkdirSync(join(ROOT, "bench/.build"), { recursive: true });
   const mf = new Miniflare({
     ...workerOptions,
     name,
@@ -70,21 +76,49 @@ export async function startWorker(
     port: 0,
     // A placeholder `request.cf` instead of fetching Cloudflare's: nothing leaves the machine.
     cf: false,
+    ...(options.inspectorPort === undefined ? {} : { inspectorPort: options.inspectorPort }),
     log: new Log(LogLevel.WARN),
-    // The proxy's per-request log lines are read and dropped, as a log shipper would.
+    // The proxy's per-request log lines are read and dropped, as a log shipper would; workerd's
+    // errors are kept in bench/.build/<name>.stderr.log.
     handleRuntimeStdio(stdout, stderr) {
       stdout.resume();
-      stderr.resume();
+      stderr.pipe(createWriteStream(join(ROOT, `bench/.build/${name}.stderr.log`)));
     },
   });
   const url = (await mf.ready).origin;
   const pid = childPids(process.pid, "workerd").find((p) => !before.has(p));
   if (pid !== undefined) pin(pid, cpus);
+  let ledgerRows: (() => Promise<number>) | undefined;
+  if (!options.bare) {
+    // The ledger's tables, as `npm run db:migrate` makes them: without them every batch would fail and be retried.
+    const db = await mf.getD1Database("USAGE_DB");
+    for (const statement of migrationStatements()) await db.prepare(statement).run();
+    ledgerRows = async () =>
+      (await db.prepare("SELECT COUNT(*) AS n FROM usage").first<{ n: number }>())?.n ?? Number.NaN;
+  }
   return {
     name,
     url,
     ...(pid === undefined ? {} : { pid }),
+    ...(ledgerRows === undefined ? {} : { ledgerRows }),
     authorization: options.authorization ?? "Bearer sk-bench",
     stop: () => mf.dispose(),
   };
+}
+
+/** The statements of migrations/*.sql, in order, comments dropped. */
+function migrationStatements(): string[] {
+  const dir = join(ROOT, "migrations");
+  return readdirSync(dir)
+    .filter((file) => file.endsWith(".sql"))
+    .sort()
+    .flatMap((file) =>
+      readFileSync(join(dir, file), "utf8")
+        .split("\n")
+        .filter((line) => !line.trimStart().startsWith("--"))
+        .join("\n")
+        .split(";")
+        .map((statement) => statement.trim())
+        .filter((statement) => statement !== ""),
+    );
 }

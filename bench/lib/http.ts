@@ -14,11 +14,26 @@ export type Timed = {
   chunks: { at: number; bytes: Buffer }[];
 };
 
-/** Sends one request and times it: headers, every chunk, the end. Rejects on a network error. */
+/**
+ * Sends one request and times it: headers, every chunk, the end. Rejects on a network error. A
+ * request sent on a kept-alive socket that the server closed meanwhile (ECONNRESET on a reused
+ * socket, the race Node's documentation describes) is sent once more, on a fresh one.
+ */
 export function timedRequest(
   url: string,
   init: { method: string; headers: Record<string, string>; body?: string },
   keepChunks = false,
+): Promise<Timed> {
+  return sendTimed(url, init, keepChunks).catch((error: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
+    if (error.code === "ECONNRESET" && error.reusedSocket === true) return sendTimed(url, init, keepChunks);
+    throw error;
+  });
+}
+
+function sendTimed(
+  url: string,
+  init: { method: string; headers: Record<string, string>; body?: string },
+  keepChunks: boolean,
 ): Promise<Timed> {
   const start = performance.now();
   return new Promise((resolve, reject) => {
@@ -33,7 +48,7 @@ export function timedRequest(
       );
       res.on("error", reject);
     });
-    req.on("error", reject);
+    req.on("error", (error) => reject(Object.assign(error, { reusedSocket: req.reusedSocket })));
     req.end(init.body);
   });
 }

@@ -11,9 +11,12 @@ type Results = {
     streamsPerRound: number;
     memorySizes: number[];
     memoryRepeats: number;
+    ledgerSeconds?: number;
   };
   arms: Record<string, Record<string, Stat>>;
   memory: Record<string, Record<string, number>>;
+  /** D loaded for `ledgerSeconds`: requests served (and failed), and the ledger rows they left. */
+  ledger?: { served: number; errors: number; rows: number };
   streamBytesIdentical: { B: boolean; C: boolean; D: boolean; E: boolean; bytes: number };
   bundle: { rawBytes: number; gzipBytes: number };
 };
@@ -38,11 +41,11 @@ const pass = (ok: boolean): string => (ok ? "✅ met" : "❌ missed");
 
 /** RESULTS.md: the figures of one run against the targets, and how they were taken. */
 export function renderMarkdown(r: Results): string {
-  const { A = {}, B = {}, C = {}, D = {}, E = {} } = r.arms;
+  const { A = {}, B = {}, C = {}, D = {}, E = {}, F = {} } = r.arms;
   const m = (arm: Record<string, Stat>, key: string) => arm[key]?.median ?? Number.NaN;
   const rows = FIGURES.map(([key, label, unit]) => {
-    const [a, b, c, d, e] = [m(A, key), m(B, key), m(C, key), m(D, key), m(E, key)];
-    return `| ${label} (${unit}) | ${cell(A[key])} | ${cell(B[key])} | ${cell(C[key])} | ${fmt(c - a)} | ${fmt(c - b)} | ${fmt(c / b)} | ${fmt(d)} | ${fmt(d / b)} | ${fmt(e)} | ${fmt(e / b)} |`;
+    const [a, b, c, d, e, f] = [m(A, key), m(B, key), m(C, key), m(D, key), m(E, key), m(F, key)];
+    return `| ${label} (${unit}) | ${cell(A[key])} | ${cell(B[key])} | ${cell(C[key])} | ${fmt(c - a)} | ${fmt(c - b)} | ${fmt(c / b)} | ${cell(D[key])} | ${fmt(d / b)} | ${fmt(e)} | ${fmt(e / b)} | ${fmt(f)} | ${fmt(f / b)} |`;
   });
   const memB = r.memory.B ?? {};
   const memC = r.memory.C ?? {};
@@ -72,6 +75,8 @@ export function renderMarkdown(r: Results): string {
   const perStream = (memC.perStreamKiB ?? 0) - (memB.perStreamKiB ?? 0);
   const gzipKiB = r.bundle.gzipBytes / 1024;
   const tputD = Math.min(m(D, "rps10") / m(B, "rps10"), m(D, "rps50") / m(B, "rps50"));
+  const tputF = Math.min(m(F, "rps10") / m(B, "rps10"), m(F, "rps50") / m(B, "rps50"));
+  const ledger = r.ledger;
   const cpuC = m(C, "cpuMsPerRequest") - m(B, "cpuMsPerRequest");
   const cpuD = m(D, "cpuMsPerRequest") - m(B, "cpuMsPerRequest");
   const addedP50D = m(D, "latencyP50") - m(B, "latencyP50");
@@ -95,10 +100,24 @@ export function renderMarkdown(r: Results): string {
       `${fmt(perStream)} KiB more than B`,
       pass(perStream <= 16),
     ],
-    ["Default configuration throughput, D/B ≥ 0.8 (worse of 10 and 50 connections)", fmt(tputD), pass(tputD >= 0.8)],
+    [
+      "Default configuration throughput, one client, D/B ≥ 0.8 (worse of 10 and 50 connections)",
+      fmt(tputD),
+      pass(tputD >= 0.8),
+    ],
+    [
+      "Default configuration throughput, 50 client keys, F/B ≥ 0.8 (worse of 10 and 50 connections)",
+      fmt(tputF),
+      pass(tputF >= 0.8),
+    ],
     ["CPU added by the request path, C−B ≤ 0.1 ms", `${fmt(cpuC)} ms`, pass(cpuC <= 0.1)],
     ["CPU added by the default configuration, D−B ≤ 0.2 ms", `${fmt(cpuD)} ms`, pass(cpuD <= 0.2)],
     ["Default configuration at half B's rate: added p50, D−B ≤ 0.5 ms", `${fmt(addedP50D)} ms`, pass(addedP50D <= 0.5)],
+    [
+      `After ${r.method.ledgerSeconds ?? "–"} s of load at half B's rate, ledger rows = requests served`,
+      ledger === undefined ? "–" : `${ledger.rows} rows for ${ledger.served} requests (${ledger.errors} failed)`,
+      pass(ledger !== undefined && ledger.rows === ledger.served && ledger.errors === 0),
+    ],
     [
       "Bundle under 100 KB gzipped",
       `${fmt(gzipKiB, 1)} KiB gzipped, ${fmt(r.bundle.rawBytes / 1024, 1)} KiB raw`,
@@ -118,10 +137,10 @@ ${targets.join("\n")}
 
 ## Figures
 
-Each cell: the median of the ${r.method.rounds} round medians, with the range of the rounds in brackets. Arms were measured interleaved (A B C D E, A B C D E, …) after a warm-up.
+Each cell: the median of the ${r.method.rounds} round medians, with the range of the rounds in brackets. Arms were measured interleaved (A B C D E F, A B C D E F, …) after a warm-up.
 
-| Figure | A: direct | B: bare Worker | C: the proxy's request path | C−A | C−B | C/B | D: default configuration | D/B | E: access control and budgets | E/B |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| Figure | A: direct | B: bare Worker | C: the proxy's request path | C−A | C−B | C/B | D: default configuration | D/B | E: access control and budgets | E/B | F: default, 50 client keys | F/B |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
 
 ## Memory (workerd resident set)
@@ -136,8 +155,10 @@ ${memoryRows.join("\n")}
 - **B, bare Worker**: \`bench/bare-worker.js\` (\`return fetch(upstream + path, request)\` and nothing else) on workerd through Miniflare's API, with the compatibility date and flags of \`wrangler.jsonc\`. The runtime floor.
 - **C, the proxy's request path**: the bundle that \`wrangler deploy --dry-run\` produces, on workerd through Miniflare's API with the same date, flags, vars, Durable Object and D1 as \`wrangler.jsonc\`, with the features that cost a storage round trip switched off (\`RATE_LIMIT_RPM=0\`, \`MAX_CONCURRENT_STREAMS=0\`, \`DAILY_SPEND_LIMIT_USD\` empty: no Durable Object call; \`RECORD_USAGE=false\`: no ledger record) and everything else on: CORS, body limit, usage accounting and the log line (read and dropped, as a log shipper would).
 - **D, the default configuration**: C plus what \`wrangler.jsonc\` turns on by default: every request counted in the client's rate-limit Durable Object (with limits raised out of reach so that load tests are not refused), reserved from the isolate's slice of the daily spending ceiling (\`DAILY_SPEND_LIMIT_USD\`, raised out of reach), and one usage record per request sent after the response through the usage queue, gathered in the isolate and written to D1 in batches. These are local services in Miniflare; on Cloudflare they are remote.
+- **F, the default configuration with many clients**: D with 50 client keys (\`PROXY_KEYS\`), each load connection sending its own, so that 50 clients' limits are held at once.
+- **The ledger**: after the rounds, D is loaded at the fixed rate for ${r.method.ledgerSeconds ?? "–"} s; once the queue has delivered everything, the ledger's new rows are counted (its tables made by the migrations, as \`npm run db:migrate\` makes them).
 - **E, access control and budgets**: D plus client keys (one constant-time key check), \`ALLOWED_MODELS\`, \`MAX_OUTPUT_TOKENS\` (every body parsed, re-serialised when the cap is added) and a daily token budget (a reservation and a settlement per request).
-- B, C, D and E run without \`wrangler dev\`'s local proxy in front, which spends about 5 ms of CPU per request of its own and would hide everything the proxy does. Each arm's workerd is a process of its own, so CPU and memory are measured per arm (\`/proc/<pid>\`).
+- B, C, D, E and F run without \`wrangler dev\`'s local proxy in front, which spends about 5 ms of CPU per request of its own and would hide everything the proxy does. Each arm's workerd is a process of its own, so CPU and memory are measured per arm (\`/proc/<pid>\`).
 - Non-streaming: \`POST /v1/chat/completions\`, ${r.method.secondsPerMeasurement} s per measurement. Throughput with autocannon (closed loop, 10 and 50 connections). Latency with an open-loop sender at a fixed ${r.method.fixedRatePerSecond} requests/s (half of B's maximum), each latency counted from the request's scheduled send time, so stalls are not hidden (no coordinated omission).
 - Streaming: ${r.method.streamsPerRound} concurrent streams per round; upstream waits ${r.method.stream.ttftMs} ms, then sends ${r.method.stream.chunks} content chunks ${r.method.stream.gapMs} ms apart. Lateness is each chunk's arrival gap minus ${r.method.stream.gapMs} ms. The first stream of each arm is compared byte for byte with A's.
 - Memory: ${r.method.memorySizes.join(", ")} concurrent streams of 100 chunks 20 ms apart, peak RSS sampled every 100 ms, ${r.method.memoryRepeats} repeat(s); after each repeat, the idle RSS once it has settled (three samples 200 ms apart within 0.25 MiB). Growth is the settled idle RSS after the last repeat minus after the first; the spread of the idle RSS and the lowest and highest per-stream cost across repeats show how far one run can be trusted: a leak shows as growth well beyond that spread.

@@ -14,7 +14,8 @@ export type CeilingHold = {
   keepAlive(done: Promise<unknown>): Promise<void>;
 };
 
-type Ceiling = DurableObjectStub<SpendCeiling>;
+/** The ceiling's Durable Object, made only when the slice must call it (most requests never do). */
+type Ceiling = () => DurableObjectStub<SpendCeiling>;
 
 /** Options of a reservation: the ceiling in US dollars per UTC day, and how long a slice lasts. */
 export type CeilingOptions = { limitUsd: number; leaseMs: number };
@@ -31,7 +32,7 @@ const EXPIRY_MARGIN_MS = 1_000;
  * Nothing here awaits a promise that another request made: each request awaits its own calls.
  *
  * @example
- * const hold = await ceilingSlice.reserve(env.SPEND_CEILING_STUB, 0.02, { limitUsd: 10, leaseMs: 20_000 });
+ * const hold = await ceilingSlice.reserve(() => ceilingFor(env.SPEND_CEILING), 0.02, { limitUsd: 10, leaseMs: 20_000 });
  * if (hold === null) throw ceilingReached();
  */
 export class CeilingSlice {
@@ -70,7 +71,7 @@ export class CeilingSlice {
     const carried = this.#inFlightUsd;
     let renewed: Renewed;
     try {
-      renewed = await ceiling.renew(
+      renewed = await ceiling().renew(
         {
           lease: this.#lease,
           day,
@@ -164,7 +165,7 @@ export class CeilingSlice {
     this.#returning = true;
     const reported = this.#report();
     try {
-      await ceiling.renew(
+      await ceiling().renew(
         { lease: this.#lease, day: this.#day, spentUsd: reported, wantUsd: 0, needUsd: 0 },
         options.limitUsd,
         options.leaseMs,
@@ -194,7 +195,7 @@ export class CeilingSlice {
       this.#renewing = true;
       const reported = this.#report();
       try {
-        const renewed = await ceiling.renew(
+        const renewed = await ceiling().renew(
           {
             lease: this.#lease,
             day: this.#day,
@@ -219,14 +220,14 @@ export class CeilingSlice {
   /** A slice of the request's own, while another request renews the shared one: returned when it settles. */
   async #privateHold(ceiling: Ceiling, usd: number, options: CeilingOptions): Promise<CeilingHold | null> {
     const day = utcDay(Date.now());
-    const renewed = await ceiling.renew(
+    const renewed = await ceiling().renew(
       { lease: null, day, spentUsd: 0, wantUsd: usd, needUsd: usd },
       options.limitUsd,
       options.leaseMs,
     );
     if (!renewed.ok) {
       if (renewed.grantedUsd > 0) {
-        await ceiling.renew(
+        await ceiling().renew(
           { lease: renewed.lease, day, spentUsd: 0, wantUsd: 0, needUsd: 0 },
           options.limitUsd,
           options.leaseMs,
@@ -241,7 +242,7 @@ export class CeilingSlice {
       settle: async (actualUsd) => {
         if (settled) return;
         settled = true;
-        await ceiling.renew(
+        await ceiling().renew(
           { lease: renewed.lease, day, spentUsd: Math.max(0, actualUsd), wantUsd: 0, needUsd: 0 },
           options.limitUsd,
           options.leaseMs,
@@ -252,7 +253,7 @@ export class CeilingSlice {
         while (!request.over) {
           await sleepUnless(done, Math.max(0, expiresAt - Date.now() - 2 * EXPIRY_MARGIN_MS));
           if (request.over) return;
-          const again = await ceiling.renew(
+          const again = await ceiling().renew(
             { lease: renewed.lease, day, spentUsd: 0, wantUsd: usd, needUsd: usd },
             options.limitUsd,
             options.leaseMs,

@@ -83,7 +83,7 @@ describe("CeilingSlice", () => {
     const slice = new CeilingSlice();
     const options = { limitUsd: 10, leaseMs: 20_000 };
     const holds = [];
-    for (let i = 0; i < 10; i++) holds.push(await slice.reserve(counted, 0.01, options));
+    for (let i = 0; i < 10; i++) holds.push(await slice.reserve(() => counted, 0.01, options));
     expect(holds.every((hold) => hold !== null)).toBe(true);
     expect(renewals).toBe(1);
   });
@@ -94,7 +94,10 @@ describe("CeilingSlice", () => {
     const isolates = Array.from({ length: 5 }, () => new CeilingSlice());
     // Each request reserves $0.03 and really costs between nothing and all of it.
     const holds = await Promise.all(
-      Array.from({ length: 100 }, (_, i) => isolates[i % isolates.length]?.reserve(ceiling, 0.03, options) ?? null),
+      Array.from(
+        { length: 100 },
+        (_, i) => isolates[i % isolates.length]?.reserve(() => ceiling, 0.03, options) ?? null,
+      ),
     );
     const admitted = holds.filter((hold): hold is CeilingHold => hold !== null);
     expect(admitted.length * 0.03).toBeLessThanOrEqual(1 + 1e-9);
@@ -116,13 +119,13 @@ describe("CeilingSlice", () => {
     const ceiling = freshCeiling();
     const options = { limitUsd: 1, leaseMs: 300 };
     const idle = new CeilingSlice();
-    const hold = await idle.reserve(ceiling, 0.05, options);
+    const hold = await idle.reserve(() => ceiling, 0.05, options);
     expect((await ceiling.stateOf(today())).lentUsd).toBeGreaterThan(0);
     // Settling the isolate's last request resolves once its slice is back at the ceiling.
     await hold?.settle(0.02);
     expect(await ceiling.stateOf(today())).toEqual({ spentUsd: 0.02, lentUsd: 0, leases: 0 });
     // All that was not spent is there for another isolate.
-    expect(await new CeilingSlice().reserve(ceiling, 0.98, options)).not.toBeNull();
+    expect(await new CeilingSlice().reserve(() => ceiling, 0.98, options)).not.toBeNull();
   });
 
   it("refuses a request the ceiling cannot cover, and admits it again when another isolate returns its slice", async () => {
@@ -130,20 +133,20 @@ describe("CeilingSlice", () => {
     const options = { limitUsd: 0.1, leaseMs: 300 };
     const a = new CeilingSlice();
     const b = new CeilingSlice();
-    const big = await a.reserve(ceiling, 0.09, options);
+    const big = await a.reserve(() => ceiling, 0.09, options);
     expect(big).not.toBeNull();
-    expect(await b.reserve(ceiling, 0.05, options)).toBeNull();
+    expect(await b.reserve(() => ceiling, 0.05, options)).toBeNull();
     await big?.settle(0.01);
-    expect(await b.reserve(ceiling, 0.05, options)).not.toBeNull();
+    expect(await b.reserve(() => ceiling, 0.05, options)).not.toBeNull();
   });
 
   it("leaves a refused request's isolate holding no more than it did: others can still spend", async () => {
     const ceiling = freshCeiling();
     const options = { limitUsd: 10, leaseMs: 300 };
     const greedy = new CeilingSlice();
-    expect(await greedy.reserve(ceiling, 10_000, options)).toBeNull();
+    expect(await greedy.reserve(() => ceiling, 10_000, options)).toBeNull();
     expect(await ceiling.stateOf(today())).toMatchObject({ lentUsd: 0 });
-    expect(await new CeilingSlice().reserve(ceiling, 5, options)).not.toBeNull();
+    expect(await new CeilingSlice().reserve(() => ceiling, 5, options)).not.toBeNull();
   });
 
   it("returns an idle slice whatever its reservations summed to in floating point", async () => {
@@ -151,7 +154,7 @@ describe("CeilingSlice", () => {
     const options = { limitUsd: 10, leaseMs: 300 };
     const slice = new CeilingSlice();
     // 0.1 + 0.2 - 0.1 - 0.2 is not 0 in floating point.
-    const holds = [await slice.reserve(ceiling, 0.1, options), await slice.reserve(ceiling, 0.2, options)];
+    const holds = [await slice.reserve(() => ceiling, 0.1, options), await slice.reserve(() => ceiling, 0.2, options)];
     await Promise.all(holds.map((hold) => hold?.settle(0.05)));
     expect(await ceiling.stateOf(today())).toEqual({ spentUsd: 0.1, lentUsd: 0, leases: 0 });
   });
@@ -160,11 +163,14 @@ describe("CeilingSlice", () => {
     const ceiling = freshCeiling();
     const options = { limitUsd: 1, leaseMs: 3000 };
     const slice = new CeilingSlice();
-    const first = await slice.reserve(ceiling, 0.05, options); // a slice of 0.05 + 0.10
-    expect(await new CeilingSlice().reserve(ceiling, 0.8, options)).not.toBeNull(); // the rest, elsewhere
+    const first = await slice.reserve(() => ceiling, 0.05, options); // a slice of 0.05 + 0.10
+    expect(await new CeilingSlice().reserve(() => ceiling, 0.8, options)).not.toBeNull(); // the rest, elsewhere
     void first?.settle(0.14); // spent 0.14 of the slice: 0.01 left in it
     // One request renews; another arrives meanwhile and must not take the 0.14 being reported.
-    const [a, b] = await Promise.all([slice.reserve(ceiling, 0.05, options), slice.reserve(ceiling, 0.14, options)]);
+    const [a, b] = await Promise.all([
+      slice.reserve(() => ceiling, 0.05, options),
+      slice.reserve(() => ceiling, 0.14, options),
+    ]);
     const state = await ceiling.stateOf(today());
     const admitted = (a === null ? 0 : 0.05) + (b === null ? 0 : 0.14);
     expect(state.spentUsd + state.lentUsd).toBeLessThanOrEqual(1 + 1e-9);

@@ -35,7 +35,7 @@ afterEach(() => {
 
 /** Admits one request through `slice`, or through the object alone when the slice is busy (as the middleware does). */
 async function admit(slice: ClientSlice, limiter: Limiter, limits: Limits, reserve: Amount = FREE) {
-  const sliced = await slice.admit(limiter, limits, reserve, LEASE_MS);
+  const sliced = await slice.admit(() => limiter, limits, reserve, LEASE_MS);
   if (sliced !== null) return { admission: sliced, settle: okHold(sliced) };
   const admission = await limiter.acquire(limits, false, reserve);
   const reservation = admission.ok ? admission.reservation : null;

@@ -3,7 +3,8 @@ import type { Amount } from "./budget";
 import { EPSILON } from "./ceiling";
 import type { Admission, BudgetState, Limits, RateLimiter, SliceAnswer } from "./rate-limiter";
 
-type Limiter = DurableObjectStub<RateLimiter>;
+/** The client's Durable Object, made only when the slice must call it (most requests never do). */
+type Limiter = () => DurableObjectStub<RateLimiter>;
 
 /** An admitted request's hold on its client's slice: settled at what it really spent. */
 export type SliceHold = {
@@ -39,7 +40,7 @@ const NO_AMOUNT: Amount = { tokens: 0, usd: 0 };
  * stays exact. Nothing here awaits a promise that another request made.
  *
  * @example
- * const admission = await sliceFor("key:web").admit(limiter, limits, { tokens: 0, usd: 0.002 }, 20_000);
+ * const admission = await sliceFor("key:web").admit(() => limiterFor(env.RATE_LIMITER, "key:web"), limits, { tokens: 0, usd: 0.002 }, 20_000);
  * if (admission === null) // ask the object for this request alone
  */
 export class ClientSlice {
@@ -93,7 +94,7 @@ export class ClientSlice {
     const spent = this.#report();
     let answer: SliceAnswer;
     try {
-      answer = await limiter.renew(
+      answer = await limiter().renew(
         {
           lease: this.#lease,
           used,
@@ -238,7 +239,7 @@ export class ClientSlice {
     this.#used = [];
     const spent = this.#report();
     try {
-      await limiter.renew({ lease: this.#lease, used, spent, asking: null }, limits, leaseMs);
+      await limiter().renew({ lease: this.#lease, used, spent, asking: null }, limits, leaseMs);
       this.#lease = null;
       this.#granted = NO_AMOUNT;
     } catch {

@@ -393,7 +393,7 @@ async function answer(
     // Read for its `usage`: whole when small (handed on as bytes), else as it streams on.
     let read: JsonAnswer;
     try {
-      read = await readJsonAnswer(body);
+      read = await readJsonAnswer(upstream);
     } catch {
       const error = new ProxyError(502, `${what}: upstream broke off its answer`, {
         code: "upstream_interrupted",

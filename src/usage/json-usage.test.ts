@@ -55,7 +55,7 @@ function body(pieces: readonly string[], error?: Error): ReadableStream<Uint8Arr
 
 /** What `readJsonAnswer` hands on to the client, read to its end, and the usage it found. */
 async function answer(pieces: readonly string[]) {
-  const read = await readJsonAnswer(body(pieces));
+  const read = await readJsonAnswer(new Response(body(pieces)));
   return { text: await new Response(read.body).text(), usage: await read.usage };
 }
 
@@ -77,22 +77,32 @@ describe("readJsonAnswer", () => {
     expect((await answer(["[1,2]"])).usage).toBeNull();
   });
 
+  it("reads a body whose content-length says it is small at once, and a large one as it passes", async () => {
+    for (const text of [CHAT, big]) {
+      const length = String(encoder.encode(text).byteLength);
+      const read = await readJsonAnswer(new Response(body([text]), { headers: { "content-length": length } }));
+      expect(read.body instanceof Uint8Array).toBe(text === CHAT);
+      expect(await new Response(read.body).text()).toBe(text);
+      expect((await read.usage)?.totalTokens).toBe(text === CHAT ? 17 : 8);
+    }
+  });
+
   it("reads the usage of a body cut short after it, as the byte reader does", async () => {
     const cut = CHAT.slice(0, CHAT.indexOf("system_fingerprint"));
     expect((await answer([cut])).usage?.promptTokens).toBe(12);
   });
 
   it("reads a large body to its end for its usage when the client leaves", async () => {
-    const read = await readJsonAnswer(body([big.slice(0, 300_000), big.slice(300_000)]));
+    const read = await readJsonAnswer(new Response(body([big.slice(0, 300_000), big.slice(300_000)])));
     await (read.body as ReadableStream).cancel("client went away");
     expect((await read.usage)?.promptTokens).toBe(8);
   });
 
   it("rejects when the body breaks off: at once when small, through its usage when large", async () => {
-    await expect(readJsonAnswer(body(['{"id":"x",'], new Error("upstream went away")))).rejects.toThrow(
+    await expect(readJsonAnswer(new Response(body(['{"id":"x",'], new Error("upstream went away"))))).rejects.toThrow(
       "upstream went away",
     );
-    const read = await readJsonAnswer(body([big.slice(0, 300_000)], new Error("upstream went away")));
+    const read = await readJsonAnswer(new Response(body([big.slice(0, 300_000)], new Error("upstream went away"))));
     await expect(new Response(read.body).text()).rejects.toThrow();
     await expect(read.usage).rejects.toThrow("upstream went away");
   });

@@ -19,17 +19,25 @@ export type JsonAnswer = { body: Uint8Array | ReadableStream<Uint8Array>; usage:
 
 /**
  * Reads a JSON answer for its top-level `usage`. A body that ends within `WHOLE_BYTES` (nearly
- * every answer) is read whole, its usage parsed natively, and handed on as bytes: no second
+ * every answer) is read whole (at once when its `content-length` says so), its usage parsed natively, and handed on as bytes: no second
  * stream. A larger one streams on to the client from where the reading stopped, read for usage as
  * it passes, holding nothing but the usage, and read to its end if the client leaves; its `usage`
  * rejects when it breaks off. Rejects when the body breaks off before `WHOLE_BYTES`: nothing has
  * reached the client then.
  *
  * @example
- * const { body, usage } = await readJsonAnswer(upstream.body);
+ * const { body, usage } = await readJsonAnswer(upstream);
  * return { response: new Response(body, { status, headers }), outcome: usage.then(settle) };
  */
-export async function readJsonAnswer(body: ReadableStream<Uint8Array>): Promise<JsonAnswer> {
+export async function readJsonAnswer(answer: Response): Promise<JsonAnswer> {
+  const body = answer.body;
+  if (body === null) return { body: new Uint8Array(), usage: Promise.resolve(null) };
+  const declared = answer.headers.get("content-length");
+  if (declared !== null && Number(declared) <= WHOLE_BYTES) {
+    // Its size known and small: one native read.
+    const bytes = new Uint8Array(await answer.arrayBuffer());
+    return { body: bytes, usage: Promise.resolve(usageOfWhole(bytes, [bytes])) };
+  }
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -65,12 +65,36 @@ async function flush(env: Env, queue: Queue): Promise<void> {
 
 /**
  * Records split into queue messages of at most `MESSAGE_BYTES` of JSON each (a record larger than
- * that goes alone): usually one message, measured with one `JSON.stringify`.
+ * that goes alone), by an upper bound of each record's size (`jsonBytesAtMost`): usually one
+ * message, with nothing serialised twice.
  */
-function messagesOf(records: UsageRecord[]): UsageRecord[][] {
-  if (records.length <= 1 || JSON.stringify(records).length <= MESSAGE_BYTES) return [records];
-  const half = Math.ceil(records.length / 2);
-  return [...messagesOf(records.slice(0, half)), ...messagesOf(records.slice(half))];
+function messagesOf(records: readonly UsageRecord[]): UsageRecord[][] {
+  const messages: UsageRecord[][] = [];
+  let current: UsageRecord[] = [];
+  let bytes = 0;
+  for (const record of records) {
+    const size = jsonBytesAtMost(record);
+    if (current.length > 0 && bytes + size > MESSAGE_BYTES) {
+      messages.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(record);
+    bytes += size;
+  }
+  if (current.length > 0) messages.push(current);
+  return messages;
+}
+
+/**
+ * At least as many bytes as a record's JSON takes: its names, numbers and punctuation fit in 600
+ * bytes, and each character of its strings takes at most 6 (`\u0000`; a character outside the
+ * BMP, 12 bytes for its 2 UTF-16 units, the same).
+ */
+function jsonBytesAtMost(record: UsageRecord): number {
+  let chars = 0;
+  for (const value of Object.values(record)) if (typeof value === "string") chars += value.length;
+  return 600 + 6 * chars;
 }
 
 /**

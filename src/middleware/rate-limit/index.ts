@@ -5,13 +5,13 @@ import type { AppEnv } from "../../env";
 import { ProxyError } from "../../errors";
 import { nextUtcDay, retryAfterSeconds } from "../../lib/time";
 import type { Amount } from "../../limits/budget";
-import { ceilingFor } from "../../limits/ceiling";
+import { ceilingFor, type SpendCeiling } from "../../limits/ceiling";
 import { type CeilingHold, ceilingSlice } from "../../limits/ceiling-lease";
 // The modules, not the Durable Objects': their classes need cloudflare:workers.
 import { limiterFor, limiterLimits, limitsFor } from "../../limits/client";
 import { type SliceHold, sliceFor } from "../../limits/client-lease";
 import { budgetHeaders, rateLimitHeaders } from "../../limits/headers";
-import type { Admission as LimiterAdmission } from "../../limits/rate-limiter";
+import type { Admission as LimiterAdmission, RateLimiter } from "../../limits/rate-limiter";
 import { reservationCostUsd } from "../../usage/spend";
 
 declare module "hono" {
@@ -75,7 +75,12 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
     // 0 means no limit: with nothing to count, the client's Durable Object is not asked at all.
     const counted = rpm !== 0 || (maxStreams !== 0 && outgoing.stream) || budgeted;
     const limits = limiterLimits(clientLimits);
-    const limiter = limiterFor(c.env.RATE_LIMITER, client.id);
+    // The client's Durable Object stub, made only when it is called: a request its isolate's slice admits never is.
+    let stub: DurableObjectStub<RateLimiter> | undefined;
+    const limiter = () => {
+      stub ??= limiterFor(c.env.RATE_LIMITER, client.id);
+      return stub;
+    };
     let slot: string | null = null;
     let reservation: string | null = null;
     let hold: SliceHold | null = null;
@@ -87,7 +92,7 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
       const sliced = perRequest
         ? null
         : await sliceFor(client.id).admit(limiter, limits, reserve, config.ceiling.leaseMs);
-      const admission = sliced ?? (await limiter.acquire(limits, outgoing.stream, reserve));
+      const admission = sliced ?? (await limiter().acquire(limits, outgoing.stream, reserve));
       headers = { ...rateLimitHeaders(admission), ...budgetHeaders(admission.budget) };
       if (!admission.ok) throw refusal(client, admission, reserve, headers, maxStreams);
       if ("hold" in admission) hold = admission.hold;
@@ -98,7 +103,7 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
         ? hold.settle(spent)
         : slot === null && reservation === null
           ? undefined
-          : retryOnce("finish an admitted request", () => limiter.finish(slot, reservation, spent));
+          : retryOnce("finish an admitted request", () => limiter().finish(slot, reservation, spent));
 
     let ceiling: CeilingHold | null;
     try {
@@ -121,7 +126,7 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
           holds.push(extra);
         }
         // Only per-request admissions spend as they go (see above).
-        return reservation === null || !budgeted ? true : limiter.extend(reservation, more, limits);
+        return reservation === null || !budgeted ? true : limiter().extend(reservation, more, limits);
       },
       keepAlive: async (done) => {
         await Promise.all(holds.map((hold) => hold.keepAlive(done)));
@@ -163,7 +168,12 @@ async function holdCeiling(
       `This request may cost up to $${money(usd)}, more than this proxy's daily spending limit for all its users; ask for fewer output tokens.`,
     );
   }
-  const hold = await ceilingSlice.reserve(ceilingFor(c.env.SPEND_CEILING), usd, {
+  let stub: DurableObjectStub<SpendCeiling> | undefined;
+  const ceiling = () => {
+    stub ??= ceilingFor(c.env.SPEND_CEILING);
+    return stub;
+  };
+  const hold = await ceilingSlice.reserve(ceiling, usd, {
     limitUsd,
     leaseMs: config.ceiling.leaseMs,
   });

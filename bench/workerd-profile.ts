@@ -1,0 +1,152 @@
+/**
+ * `npm run bench:profile [-- --arm C|D] [-- --seconds 4]`: where the Worker's CPU goes inside
+ * workerd itself, where Node's profile (bench/profile.ts) cannot see. Starts one arm of the
+ * benchmark (C: the request path; D: the default configuration) on workerd through Miniflare with
+ * its inspector open, loads it with 50 connections, samples it with V8's profiler over the
+ * inspector protocol, and prints the self time per request of the top functions, mapped to src/
+ * through the bundle's source map. Everything runs on 127.0.0.1.
+ *
+ * The profiler's own cost is in the figures (about a fifth more time per request), and a
+ * `console.log` costs far more with an inspector attached (each line goes to it too): read the
+ * ranking, not the absolute figures; `npm run bench` measures CPU without the inspector.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { SourceMap } from "node:module";
+import { join, relative } from "node:path";
+import { parseArgs } from "node:util";
+import autocannon from "autocannon";
+import WebSocket from "ws";
+import { ROOT } from "../scripts/lib/wrangler-dev";
+import { startFakeUpstream, startWorker } from "./lib/arms";
+
+const { values: args } = parseArgs({
+  options: {
+    arm: { type: "string", default: "D" },
+    seconds: { type: "string", default: "4" },
+    top: { type: "string", default: "30" },
+  },
+});
+const INSPECTOR_PORT = 9239;
+const CHAT_BODY = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hello, benchmark" }] });
+
+type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number } };
+type Profile = { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+
+async function main(): Promise<void> {
+  const outdir = join(ROOT, "bench/.build");
+  execFileSync(
+    process.execPath,
+    [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", outdir],
+    { cwd: ROOT, stdio: "ignore", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } },
+  );
+  const fake = await startFakeUpstream("0");
+  const upstream = { OPENAI_BASE_URL: `${fake.origin}/v1`, OPENAI_API_KEY: "sk-bench" };
+  const bindings =
+    args.arm === "C"
+      ? {
+          ...upstream,
+          RATE_LIMIT_RPM: "0",
+          MAX_CONCURRENT_STREAMS: "0",
+          RECORD_USAGE: "false",
+          DAILY_SPEND_LIMIT_USD: "",
+        }
+      : {
+          ...upstream,
+          RATE_LIMIT_RPM: "1000000000",
+          MAX_CONCURRENT_STREAMS: "100000",
+          DAILY_SPEND_LIMIT_USD: "1000000",
+        };
+  const arm = await startWorker(`profile-${args.arm}`, join(outdir, "index.js"), bindings, "1", {
+    inspectorPort: INSPECTOR_PORT,
+  });
+  try {
+    const load = (seconds: number) =>
+      autocannon({
+        url: `${arm.url}/v1/chat/completions`,
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: arm.authorization },
+        body: CHAT_BODY,
+        connections: 50,
+        duration: seconds,
+      });
+    await load(2); // warm-up
+    const inspector = await connect();
+    await inspector.send("Profiler.enable");
+    await inspector.send("Profiler.setSamplingInterval", { interval: 100 });
+    await inspector.send("Profiler.start");
+    const result = await load(Number(args.seconds));
+    const { profile } = (await inspector.send("Profiler.stop")) as { profile: Profile };
+    inspector.close();
+    report(profile, result.requests.total, join(outdir, "index.js.map"), Number(args.top));
+  } finally {
+    await arm.stop();
+    await fake.stop();
+  }
+}
+
+/** The inspector session of the proxy's own Worker (`core:user:<name>`). */
+async function connect(): Promise<{ send: (method: string, params?: object) => Promise<unknown>; close: () => void }> {
+  const targets = (await (await fetch(`http://127.0.0.1:${INSPECTOR_PORT}/json`)).json()) as {
+    id: string;
+    webSocketDebuggerUrl: string;
+  }[];
+  const target = targets.find((t) => t.id.startsWith("core:user:")) ?? targets[0];
+  if (target === undefined) throw new Error("workerd's inspector lists no Worker");
+  const socket = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((open, fail) => socket.once("open", open).once("error", fail));
+  const pending = new Map<number, (result: unknown) => void>();
+  socket.on("message", (data) => {
+    const message = JSON.parse(String(data)) as { id?: number; result?: unknown };
+    if (message.id !== undefined) pending.get(message.id)?.(message.result);
+  });
+  let next = 0;
+  return {
+    send: (method, params = {}) =>
+      new Promise((resolve) => {
+        const id = ++next;
+        pending.set(id, resolve);
+        socket.send(JSON.stringify({ id, method, params }));
+      }),
+    close: () => socket.close(),
+  };
+}
+
+/** Self time per request of the top functions, `name src/file.ts:line` where the source map knows it. */
+function report(profile: Profile, requests: number, mapPath: string, top: number): void {
+  const map = new SourceMap(JSON.parse(readFileSync(mapPath, "utf8")));
+  const self = new Map<number, number>();
+  profile.samples.forEach((node, i) => self.set(node, (self.get(node) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  const byLabel = new Map<string, number>();
+  const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
+  let total = 0;
+  for (const [id, us] of self) {
+    total += us;
+    const frame = nodes.get(id)?.callFrame;
+    if (frame === undefined) continue;
+    let where = frame.url === "" ? "" : (frame.url.split("/").pop() ?? "");
+    if (frame.url.endsWith("index.js")) {
+      const entry = map.findEntry(frame.lineNumber, frame.columnNumber);
+      if ("originalSource" in entry && entry.originalSource !== undefined) {
+        where = `${relative(ROOT, entry.originalSource.replace(/^file:\/\//, ""))}:${entry.originalLine + 1}`;
+      }
+    }
+    const label = `${frame.functionName || "(anonymous)"}${where === "" ? "" : ` ${where}`}`;
+    byLabel.set(label, (byLabel.get(label) ?? 0) + us);
+  }
+  process.stdout.write(
+    `arm ${args.arm}: ${requests} requests in ${args.seconds} s, ${(total / requests).toFixed(0)} µs sampled per request\n\n`,
+  );
+  process.stdout.write("µs/request  function\n");
+  for (const [label, us] of [...byLabel].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    process.stdout.write(`${(us / requests).toFixed(1).padStart(10)}  ${label}\n`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

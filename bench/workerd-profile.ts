@@ -116,7 +116,8 @@ async function connect(): Promise<{ send: (method: string, params?: object) => P
 function report(profile: Profile, requests: number, mapPath: string, top: number): void {
   const map = new SourceMap(JSON.parse(readFileSync(mapPath, "utf8")));
   const self = new Map<number, number>();
-  profile.samples.forEach((node, i) => self.set(node, (self.get(node) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  for (const [i, node] of profile.samples.entries())
+    self.set(node, (self.get(node) ?? 0) + (profile.timeDeltas[i] ?? 0));
   const byLabel = new Map<string, number>();
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
   let total = 0;

@@ -27,6 +27,8 @@ export class DailyBudget {
     sql.exec(
       "CREATE TABLE IF NOT EXISTS reservations (id TEXT PRIMARY KEY, day TEXT NOT NULL, tokens INTEGER NOT NULL, taken_at INTEGER NOT NULL)",
     );
+    // Reservations charged in full when they expired, for two days: a late report must not book them again.
+    sql.exec("CREATE TABLE IF NOT EXISTS charged (id TEXT PRIMARY KEY, day TEXT NOT NULL)");
     // Dollars came later: objects created before keep their rows and gain the column.
     for (const table of ["spent", "reservations"]) {
       const columns = sql.exec<{ name: string }>(`PRAGMA table_info(${table})`).toArray();
@@ -46,9 +48,11 @@ export class DailyBudget {
       .toArray();
     for (const row of expired) {
       this.#sql.exec("DELETE FROM reservations WHERE id = ?", row.id);
+      this.#sql.exec("INSERT OR IGNORE INTO charged (id, day) VALUES (?, ?)", row.id, row.day);
       this.#spend(row.day, row);
     }
     this.#sql.exec("DELETE FROM spent WHERE day < ?", utcDay(now - 2 * DAY_MS));
+    this.#sql.exec("DELETE FROM charged WHERE day < ?", utcDay(now - 2 * DAY_MS));
   }
 
   /** What `day` (UTC, YYYY-MM-DD) has spent and holds reserved. */
@@ -152,9 +156,10 @@ export class DailyBudget {
         lease,
       )
       .toArray()[0];
-    const spent = { tokens: Math.max(0, Math.round(report.spent.tokens)), usd: Math.max(0, report.spent.usd) };
-    // Booked on the slice's day; a slice that held nothing is today's (it lent nothing it could spend).
-    this.#spend(held?.day ?? day, spent);
+    const spent = { tokens: Math.round(positive(report.spent.tokens)), usd: positive(report.spent.usd) };
+    // Booked on the slice's day; a slice that held nothing is today's (it lent nothing it could
+    // spend). A slice already charged in full (it went an hour without a word) books nothing more.
+    if (held !== undefined || !this.#charged(lease)) this.#spend(held?.day ?? day, spent);
     if (held !== undefined) this.#sql.exec("DELETE FROM reservations WHERE id = ?", lease);
     const sameDay = held !== undefined && held.day === day;
     const keep = {
@@ -187,6 +192,10 @@ export class DailyBudget {
     return over === null ? { ok: true, granted } : { ok: false, over, granted };
   }
 
+  #charged(id: string): boolean {
+    return this.#sql.exec("SELECT 1 FROM charged WHERE id = ?", id).toArray().length > 0;
+  }
+
   #spend(day: string, amount: Amount): void {
     if (amount.tokens === 0 && amount.usd === 0) return;
     this.#sql.exec(
@@ -196,6 +205,11 @@ export class DailyBudget {
       amount.usd,
     );
   }
+}
+
+/** `n` when it is a finite positive number, else 0: what a report says was spent, whatever it carries. */
+function positive(n: number): number {
+  return Number.isFinite(n) && n > 0 ? n : 0;
 }
 
 /** Dollar sums are floating point: a reservation this close to what is left still fits. */

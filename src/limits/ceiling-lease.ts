@@ -57,12 +57,28 @@ export class CeilingSlice {
    *
    * @throws what the ceiling's Durable Object throws, when it cannot be reached.
    */
-  async reserve(ceiling: Ceiling, usd: number, options: CeilingOptions): Promise<CeilingHold | null> {
+  async reserve(
+    ceiling: Ceiling,
+    usd: number,
+    options: CeilingOptions,
+    waitUntil: (promise: Promise<unknown>) => void = () => {},
+  ): Promise<CeilingHold | null> {
     const now = Date.now();
     this.#uses++;
     if (this.#usable(now) && this.#availableUsd() + EPSILON >= usd) return this.#take(ceiling, usd, options);
     if (this.#renewing || this.#returning) return this.#privateHold(ceiling, usd, options);
+    // The renewal runs to its end in `waitUntil`, so that a client that goes away cannot leave the
+    // isolate's slice waiting for an answer nobody takes.
+    const renewal = this.#renew(ceiling, usd, options, now);
+    waitUntil(renewal.catch(() => {}));
+    return renewal;
+  }
 
+  /**
+   * Renews the slice for a request that needs `usd`: reports what settled requests spent and asks
+   * for more; takes the request's share in the same step, before any other request can.
+   */
+  async #renew(ceiling: Ceiling, usd: number, options: CeilingOptions, now: number): Promise<CeilingHold | null> {
     this.#renewing = true;
     const day = utcDay(now);
     // Everything settled so far is reported with the slice it was spent from (the ceiling books it

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { utcDay } from "../lib/time";
 import type { Amount } from "./budget";
 import { limiterFor } from "./client";
-import { ClientSlice, type SliceAdmission } from "./client-lease";
+import { ClientSlice, type SliceAdmission, sliceFor } from "./client-lease";
 import type { Limits, RateLimiter } from "./rate-limiter";
 import { WINDOW_MS } from "./window";
 
@@ -35,7 +35,13 @@ afterEach(() => {
 
 /** Admits one request through `slice`, or through the object alone when the slice is busy (as the middleware does). */
 async function admit(slice: ClientSlice, limiter: Limiter, limits: Limits, reserve: Amount = FREE) {
-  const sliced = await slice.admit(() => limiter, limits, reserve, LEASE_MS);
+  const sliced = await slice.admit(
+    () => limiter,
+    limits,
+    reserve,
+    LEASE_MS,
+    (promise) => void promise,
+  );
   if (sliced !== null) return { admission: sliced, settle: okHold(sliced) };
   const admission = await limiter.acquire(limits, false, reserve);
   const reservation = admission.ok ? admission.reservation : null;
@@ -97,11 +103,31 @@ describe("ClientSlice: requests per minute", () => {
       vi.setSystemTime(t0 + i * 15_000);
       const { admission, settle } = await admit(slice, limiter, limits);
       expect(admission).toMatchObject({ ok: true, remaining: 60 - (i + 1) });
-      await settle(FREE);
+      // What a request spent means nothing to a client without budgets: nothing to report.
+      await settle({ tokens: 1_500, usd: 0.0005 });
       expect(slice.state.permits).toBe(0);
       expect(slice.idle).toBe(true);
     }
     expect(renewals()).toBe(3);
+  });
+
+  it("costs a client with a budget that calls now and then two calls per request, its spending booked at once", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const t0 = Date.UTC(2026, 4, 1, 12);
+    const { limiter, renewals } = freshLimiter();
+    const limits = { rpm: 60, maxStreams: 5, usdPerDay: 1 };
+    const slice = new ClientSlice();
+    for (let i = 0; i < 3; i++) {
+      vi.setSystemTime(t0 + i * 15_000);
+      const { admission, settle } = await admit(slice, limiter, limits, { tokens: 0, usd: 0.01 });
+      expect(admission.ok).toBe(true);
+      // Settled without waiting for the lease (the clock does not move): the slice lends nothing to wait for.
+      await settle({ tokens: 0, usd: 0.004 });
+      expect(slice.idle).toBe(true);
+      expect(await limiter.usedOn(utcDay(t0))).toMatchObject({ reservedUsd: 0 });
+      expect((await limiter.usedOn(utcDay(t0))).spentUsd).toBeCloseTo(0.004 * (i + 1), 12);
+    }
+    expect(renewals()).toBe(6);
   });
 
   it("counts requests lent to an isolate that died until a minute after its lease, then lets them go", async () => {
@@ -143,11 +169,88 @@ describe("ClientSlice: requests per minute", () => {
     for (const settle of settles.slice(0, -1)) await settle(FREE);
     vi.setSystemTime(t0 + LEASE_MS);
     await settles.at(-1)?.(FREE);
-    expect(slice.state.lease).toBeNull();
+    expect(slice.state.leased).toBe(false);
     expect((await limiter.peek(limits)).requests.remaining).toBe(100 - 8);
     // Each request leaves the window a minute after it was admitted, not after the lease.
     vi.setSystemTime(t0 + WINDOW_MS);
     expect((await limiter.peek(limits)).requests.remaining).toBe(100);
+  });
+});
+
+describe("ClientSlice: when calls go wrong", () => {
+  it("is not left waiting when a renewal throws: the report goes with the next one, which admits", async () => {
+    const { limiter } = freshLimiter();
+    const limits = { rpm: 100, maxStreams: 5, tokensPerDay: 10_000 };
+    const slice = new ClientSlice();
+    const first = await admit(slice, limiter, limits, { tokens: 100, usd: 0 });
+    await first.settle({ tokens: 0, usd: 0 }); // returned at once: nothing lent
+    let fail = true;
+    const flaky = {
+      ...limiter,
+      renew: (...args: Parameters<Limiter["renew"]>) => {
+        if (fail) {
+          fail = false;
+          return Promise.reject(new Error("object restarting"));
+        }
+        return limiter.renew(...args);
+      },
+    } as unknown as Limiter;
+    await expect(
+      slice.admit(
+        () => flaky,
+        limits,
+        { tokens: 100, usd: 0 },
+        LEASE_MS,
+        () => {},
+      ),
+    ).rejects.toThrow("object restarting");
+    const again = await slice.admit(
+      () => flaky,
+      limits,
+      { tokens: 100, usd: 0 },
+      LEASE_MS,
+      () => {},
+    );
+    expect(again).toMatchObject({ ok: true });
+  });
+
+  it("returns what a refused renewal leaves when the last request settled while it was on its way", async () => {
+    const { limiter } = freshLimiter();
+    const limits = { rpm: 100, maxStreams: 5, usdPerDay: 1 };
+    const slice = new ClientSlice();
+    const pending: Promise<unknown>[] = [];
+    const waitUntil = (promise: Promise<unknown>) => void pending.push(promise);
+    const first = await slice.admit(() => limiter, limits, { tokens: 0, usd: 0.3 }, LEASE_MS, waitUntil);
+    if (first === null || !first.ok) throw new Error("the first request must be admitted");
+    // The second asks for more than is left; the first settles while that renewal is on its way.
+    let open: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const slow = {
+      renew: async (...args: Parameters<Limiter["renew"]>) => {
+        await gate;
+        return limiter.renew(...args);
+      },
+    } as unknown as Limiter;
+    const second = slice.admit(() => slow, limits, { tokens: 0, usd: 0.8 }, LEASE_MS, waitUntil);
+    await first.hold.settle({ tokens: 0, usd: 0.1 });
+    open();
+    expect(await second).toMatchObject({ ok: false, reason: "usd" });
+    await Promise.all(pending);
+    // Nothing stays held: the object booked the $0.10 spent and holds nothing for the slice.
+    expect(slice.idle).toBe(true);
+    const used = await limiter.usedOn(utcDay(Date.now()));
+    expect(used.spentUsd).toBeCloseTo(0.1, 12);
+    expect(used.reservedUsd).toBe(0);
+  });
+});
+
+describe("sliceFor", () => {
+  it("gives one slice per client and limits: two tokens of one subject with different limits never share one", () => {
+    const id = `sub:${crypto.randomUUID()}`;
+    const slow = { rpm: 10, maxStreams: 5 };
+    expect(sliceFor(id, slow)).toBe(sliceFor(id, { ...slow }));
+    expect(sliceFor(id, slow)).not.toBe(sliceFor(id, { rpm: 100, maxStreams: 5 }));
+    expect(sliceFor(id, slow)).not.toBe(sliceFor(id, { ...slow, usdPerDay: 1 }));
   });
 });
 
@@ -167,8 +270,10 @@ describe("ClientSlice: daily budgets", () => {
         }
       }),
     );
-    // 11 × 900 = 9 900 fits in 10 000; a 12th would not, wherever it was asked.
+    // 11 × 900 = 9 900 fits in 10 000; a 12th would not, wherever it was asked. Slices can strand
+    // some (each holds room), never hand out more.
     expect(admitted.length).toBeLessThanOrEqual(11);
+    expect(admitted.length).toBeGreaterThanOrEqual(5);
     const used = await limiter.usedOn(today());
     expect(used.spent + used.reserved).toBeLessThanOrEqual(10_000);
     vi.useFakeTimers({ toFake: ["Date"] });
@@ -208,7 +313,7 @@ describe("ClientSlice: daily budgets", () => {
     const first = await admit(slice, limiter, limits, { tokens: 600, usd: 0 });
     vi.setSystemTime(t0 + LEASE_MS);
     await first.settle({ tokens: 600, usd: 0 });
-    expect(slice.state.lease).toBeNull();
+    expect(slice.state.leased).toBe(false);
     const second = await admit(slice, limiter, limits, { tokens: 600, usd: 0 });
     expect(second.admission).toMatchObject({ ok: false, reason: "tokens", budget: { tokens: { remaining: 400 } } });
     expect(slice.state.granted).toEqual({ tokens: 0, usd: 0 });

@@ -382,3 +382,78 @@ describe("daily budgets in US dollars", () => {
     expect(await limiter.acquire(both, false, { tokens: 1_000, usd: 0.5 })).toMatchObject({ ok: true });
   });
 });
+
+describe("RateLimiter: slices (renew)", () => {
+  const asking = (permits: number, reserve = { tokens: 0, usd: 0 }) => ({
+    reserve,
+    inFlight: { tokens: 0, usd: 0 },
+    permits,
+    room: { tokens: 0, usd: 0 },
+  });
+  const report = (lease: string, used: number[], sentAt = Date.now()) => ({
+    lease,
+    used,
+    sentAt,
+    spent: { tokens: 0, usd: 0 },
+  });
+
+  it("counts a lent request on its own clock, moved by how far the isolate's runs behind, never before the loan", async () => {
+    at(0);
+    const limiter = freshLimiter();
+    const limits = { rpm: 10, maxStreams: 5 };
+    const lease = crypto.randomUUID();
+    const first = await limiter.renew({ ...report(lease, []), asking: asking(4) }, limits, 20_000);
+    expect(first).toMatchObject({ ok: true, permits: 4 });
+    // At 30 s an isolate whose clock runs 50 s behind reports requests it stamped -40 s and -39 s
+    // (10 s and 11 s here), and one stamped before the loan even on this clock (counted from the loan).
+    at(30_000);
+    const behind = (ms: number) => T0 + ms - 50_000;
+    const used = [behind(10_000), behind(11_000), behind(-5_000)];
+    await limiter.renew({ ...report(lease, used, behind(30_000)), asking: null }, limits, 20_000);
+    expect((await limiter.peek(limits)).requests.remaining).toBe(10 - 4);
+    at(WINDOW_MS); // the asking request (0 s) and the one counted from the loan leave
+    expect((await limiter.peek(limits)).requests.remaining).toBe(10 - 2);
+    at(WINDOW_MS + 10_000);
+    expect((await limiter.peek(limits)).requests.remaining).toBe(10 - 1);
+    at(WINDOW_MS + 11_000);
+    expect((await limiter.peek(limits)).requests.remaining).toBe(10);
+  });
+
+  it("counts what a report says was used even when it no longer knows the loan (restarted, or a report sent twice)", async () => {
+    at(0);
+    const limiter = freshLimiter();
+    const limits = { rpm: 10, maxStreams: 5 };
+    await limiter.renew({ ...report(crypto.randomUUID(), [T0, T0, T0]), asking: null }, limits, 20_000);
+    expect((await limiter.peek(limits)).requests.remaining).toBe(7);
+  });
+
+  it("refuses an asking request whose figures are not numbers, and books nothing odd", async () => {
+    const limiter = freshLimiter();
+    const limits = { rpm: 10, maxStreams: 5, tokensPerDay: 1_000 };
+    const odd = await limiter.renew(
+      { ...report(crypto.randomUUID(), []), asking: asking(0, { tokens: Number.NaN, usd: 0 }) },
+      limits,
+      20_000,
+    );
+    expect(odd).toMatchObject({ ok: false, reason: "tokens" });
+    const spentNaN = { ...report(crypto.randomUUID(), []), spent: { tokens: Number.NaN, usd: Number.NaN } };
+    await limiter.renew({ ...spentNaN, asking: asking(0, { tokens: 10, usd: 0 }) }, limits, 20_000);
+    const used = await limiter.usedOn(new Date().toISOString().slice(0, 10));
+    expect(Number.isFinite(used.spent) && Number.isFinite(used.reserved)).toBe(true);
+  });
+
+  it("books nothing more for a slice already charged in full when it expired", async () => {
+    at(0);
+    const limiter = freshLimiter();
+    const limits = { rpm: 100, maxStreams: 5, tokensPerDay: 10_000 };
+    const lease = crypto.randomUUID();
+    await limiter.renew({ ...report(lease, []), asking: asking(0, { tokens: 900, usd: 0 }) }, limits, 20_000);
+    at(RESERVATION_EXPIRY_MS);
+    await limiter.peek(limits); // the object looks at the time
+    expect(await limiter.usedOn("2026-05-01")).toMatchObject({ spent: 900, reserved: 0 });
+    // The isolate comes back an hour later and reports what its request spent: already counted.
+    const late = { ...report(lease, []), spent: { tokens: 300, usd: 0 } };
+    await limiter.renew({ ...late, asking: null }, limits, 20_000);
+    expect(await limiter.usedOn("2026-05-01")).toMatchObject({ spent: 900, reserved: 0 });
+  });
+});

@@ -49,10 +49,12 @@ export type Admission =
  * limits (see `ClientSlice`): what the slice did since it last reported, and what it needs now.
  */
 export type SliceRenewal = {
-  /** The slice, or null for a first one. */
-  lease: string | null;
-  /** When each request the slice admitted on its own since it last reported was admitted (ms since the epoch). */
+  /** The slice's lease, chosen by the isolate (a new one starts a slice). */
+  lease: string;
+  /** When each request the slice admitted on its own since it last reported was admitted (ms since the epoch, the isolate's clock). */
   used: number[];
+  /** When the isolate sent this (its clock): the object moves `used` by the difference, later rather than earlier. */
+  sentAt: number;
   /** What the slice's settled requests spent since it last reported. */
   spent: Amount;
   /**
@@ -90,7 +92,7 @@ const NO_AMOUNT: Amount = { tokens: 0, usd: 0 };
  * const admission = await limiterFor(env.RATE_LIMITER, "key:web").acquire({ rpm: 60, maxStreams: 5 }, true);
  */
 export class RateLimiter extends DurableObject<Env> {
-  readonly #window = new SlidingWindow();
+  readonly #window: SlidingWindow;
   readonly #slots: StreamSlots;
   readonly #budget: DailyBudget;
   readonly #hourly: StoredWindow;
@@ -99,6 +101,7 @@ export class RateLimiter extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#window = new SlidingWindow(ctx.storage.sql);
     this.#slots = new StreamSlots(ctx.storage.sql);
     this.#budget = new DailyBudget(ctx.storage.sql);
     this.#hourly = new StoredWindow(ctx.storage.sql, 3_600_000);
@@ -173,9 +176,16 @@ export class RateLimiter extends DurableObject<Env> {
     const budgets = budgetsOf(limits);
     const now = this.#tick();
     const window = this.#window;
-    const lease = renewal.lease ?? crypto.randomUUID();
-    window.settle(lease, renewal.used, now);
-    const { asking } = renewal;
+    const { lease } = renewal;
+    // The isolate's times, on this object's clock: moved by how long ago it says it sent them (the
+    // difference of the clocks plus the call's own time, so later rather than earlier).
+    const offset = Number.isFinite(renewal.sentAt) ? now - renewal.sentAt : 0;
+    window.settle(
+      lease,
+      renewal.used.map((at) => at + offset),
+      now,
+    );
+    const asking = renewal.asking === null ? null : sane(renewal.asking);
     const admits = asking !== null && window.size < rpm;
     let granted = NO_AMOUNT;
     let over: "tokens" | "usd" | null = null;
@@ -215,7 +225,7 @@ export class RateLimiter extends DurableObject<Env> {
     }
     window.add(now);
     const permits = Math.max(0, Math.min(asking.permits, rpm - window.size));
-    window.lend(lease, permits, expiresAt);
+    window.lend(lease, permits, now, expiresAt);
     const remaining = rpm - window.size;
     return { ok: true, limit: rpm, remaining, resetMs: WINDOW_MS, budget: this.#state(now, budgets), ...held, permits };
   }
@@ -275,6 +285,22 @@ export class RateLimiter extends DurableObject<Env> {
     this.#budget.tick(now);
     return now;
   }
+}
+
+/**
+ * An asking request's figures as the object can use them: an amount that is not a finite
+ * non-negative number (a bug, or a request that asks for more than exists) is taken as needing
+ * everything (refused), room and wishes as nothing.
+ */
+function sane(asking: NonNullable<SliceRenewal["asking"]>): NonNullable<SliceRenewal["asking"]> {
+  const need = (n: number) => (Number.isFinite(n) && n >= 0 ? n : Number.POSITIVE_INFINITY);
+  const wish = (n: number) => (Number.isFinite(n) && n >= 0 ? n : 0);
+  return {
+    reserve: { tokens: need(asking.reserve.tokens), usd: need(asking.reserve.usd) },
+    inFlight: { tokens: need(asking.inFlight.tokens), usd: need(asking.inFlight.usd) },
+    permits: Number.isSafeInteger(asking.permits) && asking.permits > 0 ? asking.permits : 0,
+    room: { tokens: wish(asking.room.tokens), usd: wish(asking.room.usd) },
+  };
 }
 
 function checkLimits({ rpm, maxStreams }: Limits): void {

@@ -1,23 +1,45 @@
 /** The per-minute window: a request counts until this long after it was admitted. */
 export const WINDOW_MS = 60_000;
 
+/** The most request times one report may add to a window: a slice lends no more than this. */
+const MAX_REPORTED = 1_000;
+
+type Lent = { count: number; lentAt: number; expiresAt: number };
+
 /**
- * An exact sliding 60-second window of admitted requests, in memory: the object that holds it
- * stays in memory while it is called, and is evicted only after a minute or more of silence,
- * when its window is empty anyway.
+ * An exact sliding 60-second window of admitted requests. The times are in memory: the object that
+ * holds it stays in memory while it is called, and is evicted only after a minute or more of
+ * silence, when they have all left the window anyway.
  *
  * Requests may also be lent out ahead of time (`lend`): an isolate that holds some may admit them
  * until its lease expires, without asking. Each one lent counts as admitted from the moment it is
  * lent until a minute after the lease expires (the latest it can be used, plus the window), until
  * the isolate says when it really used them and gives back the rest (`settle`). So the window never
- * counts fewer requests than were admitted in any minute, wherever they were admitted.
+ * counts fewer requests than were admitted in any minute, wherever they were admitted. What is
+ * lent is also kept in SQLite: it outlives the object's silence (an isolate may use it for the
+ * whole lease without a call).
  */
 export class SlidingWindow {
   /** When each request of the current window was admitted, oldest first. */
   readonly #times: number[] = [];
-  /** Requests lent to isolates and not yet accounted for: lease → how many, and until when. */
-  readonly #lent = new Map<string, { count: number; expiresAt: number }>();
+  /** Requests lent to isolates and not yet accounted for, by lease. */
+  readonly #lent = new Map<string, Lent>();
+  readonly #sql: SqlStorage | null;
   #lentCount = 0;
+
+  constructor(sql: SqlStorage | null = null) {
+    this.#sql = sql;
+    if (sql === null) return;
+    sql.exec(
+      "CREATE TABLE IF NOT EXISTS lent (lease TEXT PRIMARY KEY, count INTEGER NOT NULL, lent_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)",
+    );
+    for (const row of sql.exec<{ lease: string; count: number; lent_at: number; expires_at: number }>(
+      "SELECT lease, count, lent_at, expires_at FROM lent",
+    )) {
+      this.#lent.set(row.lease, { count: row.count, lentAt: row.lent_at, expiresAt: row.expires_at });
+      this.#lentCount += row.count;
+    }
+  }
 
   /** Drops the requests that left the window by `now`, lent ones with them. */
   tick(now: number): void {
@@ -58,25 +80,36 @@ export class SlidingWindow {
     this.#times.push(now);
   }
 
-  /** Lends `count` requests to `lease` until `expiresAt` (ms since the epoch), on top of any it holds. */
-  lend(lease: string, count: number, expiresAt: number): void {
+  /** Lends `count` requests to `lease` at `now` until `expiresAt` (ms since the epoch); a lease holds one loan at a time. */
+  lend(lease: string, count: number, now: number, expiresAt: number): void {
+    this.#forget(lease);
     if (count <= 0) return;
-    const held = this.#lent.get(lease);
-    this.#lent.set(lease, { count: (held?.count ?? 0) + count, expiresAt });
+    this.#lent.set(lease, { count, lentAt: now, expiresAt });
     this.#lentCount += count;
+    this.#sql?.exec(
+      "INSERT INTO lent (lease, count, lent_at, expires_at) VALUES (?, ?, ?, ?)",
+      lease,
+      count,
+      now,
+      expiresAt,
+    );
   }
 
   /**
-   * What `lease` did with the requests it was lent: `used` are the times (ms since the epoch) it
-   * admitted some, counted from then on; the rest come back. At most as many as it was lent are
-   * counted; times that already left the window at `now` are dropped.
+   * What `lease` did with the requests it was lent: `used` are the times (ms since the epoch, on
+   * this object's clock) it admitted some, counted from then on; the rest come back. Each time is
+   * kept between the loan and `now` (an isolate's clock may differ), at most as many as were lent.
+   * A report for a loan this object does not know (it was restarted, or the report was sent
+   * twice) is counted all the same, up to `MAX_REPORTED`: counting a request twice errs on the
+   * safe side; not counting it would not. Times that already left the window are dropped.
    */
   settle(lease: string, used: readonly number[], now: number): void {
     const lent = this.#lent.get(lease);
-    if (lent === undefined) return;
     this.#forget(lease);
-    for (const at of used.slice(0, lent.count)) {
-      if (at > now - WINDOW_MS) this.#insert(Math.min(at, now));
+    for (const reported of used.slice(0, lent?.count ?? MAX_REPORTED)) {
+      let at = Number.isFinite(reported) ? Math.min(reported, now) : now;
+      if (lent !== undefined) at = Math.max(at, lent.lentAt);
+      if (at > now - WINDOW_MS) this.#insert(at);
     }
   }
 
@@ -86,8 +119,11 @@ export class SlidingWindow {
   }
 
   #forget(lease: string): void {
-    this.#lentCount -= this.#lent.get(lease)?.count ?? 0;
+    const lent = this.#lent.get(lease);
+    if (lent === undefined) return;
+    this.#lentCount -= lent.count;
     this.#lent.delete(lease);
+    this.#sql?.exec("DELETE FROM lent WHERE lease = ?", lease);
   }
 
   /** Inserts a time in order (a report may carry times older than the newest). */

@@ -82,7 +82,12 @@ describe("the usage queue's consumer", () => {
   it("writes messages that carry many records, one statement per thousand records", async () => {
     const records = Array.from({ length: 2_500 }, (_, i) => record(i, 5));
     const statements: string[] = [];
-    const counting = { prepare: (sql: string) => (statements.push(sql), env.USAGE_DB.prepare(sql)) };
+    const counting = {
+      prepare: (sql: string) => {
+        statements.push(sql);
+        return env.USAGE_DB.prepare(sql);
+      },
+    };
     const result = await deliver(records, counting as unknown as D1Database, 50);
     expect(result.ackAll).toBe(true);
     expect(statements).toHaveLength(3);

@@ -81,6 +81,7 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
       stub ??= limiterFor(c.env.RATE_LIMITER, client.id);
       return stub;
     };
+    const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise);
     let slot: string | null = null;
     let reservation: string | null = null;
     let hold: SliceHold | null = null;
@@ -89,9 +90,9 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
       // A stream slot, or a reservation a Realtime session grows as it goes, is the object's to
       // hold per request; every other request is admitted from this isolate's slice when it can be.
       const perRequest = outgoing.stream && (maxStreams !== 0 || isWebSocket(c));
-      const sliced = perRequest
-        ? null
-        : await sliceFor(client.id).admit(limiter, limits, reserve, config.ceiling.leaseMs);
+      const slice = perRequest ? null : sliceFor(client.id, limits);
+      const sliced =
+        slice === null ? null : await slice.admit(limiter, limits, reserve, config.ceiling.leaseMs, waitUntil);
       const admission = sliced ?? (await limiter().acquire(limits, outgoing.stream, reserve));
       headers = { ...rateLimitHeaders(admission), ...budgetHeaders(admission.budget) };
       if (!admission.ok) throw refusal(client, admission, reserve, headers, maxStreams);
@@ -173,10 +174,9 @@ async function holdCeiling(
     stub ??= ceilingFor(c.env.SPEND_CEILING);
     return stub;
   };
-  const hold = await ceilingSlice.reserve(ceiling, usd, {
-    limitUsd,
-    leaseMs: config.ceiling.leaseMs,
-  });
+  const hold = await ceilingSlice.reserve(ceiling, usd, { limitUsd, leaseMs: config.ceiling.leaseMs }, (promise) =>
+    c.executionCtx.waitUntil(promise),
+  );
   if (hold !== null) return hold;
   throw refused("This proxy has reached its daily spending limit for all its users; it renews at 00:00 UTC.");
 }

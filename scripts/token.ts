@@ -6,7 +6,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { mintToken, parseTtl } from "./lib/token";
+import { mintToken } from "../src/middleware/client-auth/mint";
+import { parseTtl } from "./lib/token";
 
 const ROOT = resolve(import.meta.dirname, "..");
 

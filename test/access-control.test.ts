@@ -1,6 +1,6 @@
 import OpenAI, { type APIError } from "openai";
 import { describe, expect, it } from "vitest";
-import { mintToken } from "../scripts/lib/token";
+import { mintToken } from "../src/middleware/client-auth/mint";
 import { proxyWithFake } from "./support/proxy";
 
 const KEY = "sk-access-e2e-upstream-key-1a2b3c4d5e6f";

@@ -215,20 +215,20 @@ export function parseConfig(env: Env): Config {
     }
     return value;
   };
+  /** A positive number of US dollars, written plainly (`10`, `0.25`); null when it is not one. */
+  const asDollars = (raw: string): number | null => (/^\d+(\.\d+)?$/.test(raw) && Number(raw) > 0 ? Number(raw) : null);
   const optionalDollars = (name: string): number | null => {
     const raw = optional(name);
     if (raw === undefined) return null;
-    const value = Number(raw);
-    if (/^\d+(\.\d+)?$/.test(raw) && value > 0) return value;
-    errors.push(`${name} must be a positive number of US dollars or empty (got "${raw}")`);
-    return null;
+    const value = asDollars(raw);
+    if (value === null) errors.push(`${name} must be a positive number of US dollars or empty (got "${raw}")`);
+    return value;
   };
   const dollars = (name: Setting): number => {
     const raw = setting(name);
-    const value = Number(raw);
-    if (/^\d+(\.\d+)?$/.test(raw) && value > 0) return value;
-    errors.push(`${name} must be a positive number of US dollars (got "${raw}")`);
-    return Number(DEFAULTS[name]);
+    const value = asDollars(raw);
+    if (value === null) errors.push(`${name} must be a positive number of US dollars (got "${raw}")`);
+    return value ?? Number(DEFAULTS[name]);
   };
   const optionalPositive = (name: string): number | null => {
     const raw = optional(name);
@@ -256,6 +256,7 @@ export function parseConfig(env: Env): Config {
   }
 
   const includeStreamUsage = flag("INCLUDE_STREAM_USAGE");
+  const allowedPaths = optional("ALLOWED_PATHS");
   const upstreamsRaw = optional("UPSTREAMS");
   let upstreams: Upstream[];
   if (upstreamsRaw !== undefined) {
@@ -332,9 +333,9 @@ export function parseConfig(env: Env): Config {
     },
     policy: {
       allowedModels: compilePatterns(optional("ALLOWED_MODELS")),
-      allowedPaths: compilePatterns(optional("ALLOWED_PATHS")),
+      allowedPaths: compilePatterns(allowedPaths),
       namedPaths: new Set(
-        (optional("ALLOWED_PATHS") ?? "")
+        (allowedPaths ?? "")
           .split(",")
           .map((entry) => entry.trim())
           .filter((entry) => entry !== "" && !entry.includes("*")),

@@ -1,6 +1,5 @@
 import { ASCII, concatBytes } from "../lib/bytes";
-import { isRecord } from "../lib/json";
-import { readUsage, type Usage } from "./usage";
+import { readUsage, type Usage, usageFromBody } from "./usage";
 
 const { QUOTE, BACKSLASH, OPEN_BRACE, CLOSE_BRACE, OPEN_BRACKET, CLOSE_BRACKET, COLON, COMMA } = ASCII;
 /** A `usage` object larger than this is not a usage object: stop holding it. */
@@ -99,8 +98,7 @@ export async function readJsonAnswer(answer: Response): Promise<JsonAnswer> {
  */
 function usageOfWhole(bytes: Uint8Array, chunks: readonly Uint8Array[]): Usage | null {
   try {
-    const parsed: unknown = JSON.parse(decoder.decode(bytes));
-    return isRecord(parsed) && isRecord(parsed.usage) ? readUsage(parsed.usage) : null;
+    return usageFromBody(JSON.parse(decoder.decode(bytes)));
   } catch {
     const fallback = new JsonUsageReader();
     for (const chunk of chunks) fallback.push(chunk);

@@ -1,12 +1,12 @@
 import { Hono } from "hono";
 import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
-import { mintToken } from "../../../scripts/lib/token";
 import type { AuthSettings, Config } from "../../config";
 import { parseAuthSettings } from "../../config/auth";
 import type { AppEnv } from "../../env";
 import { ProxyError, renderError } from "../../errors";
 import { authenticate, clientAuth } from ".";
+import { mintToken } from "./mint";
 
 const WEB_KEY = "pk_web_0123456789abcdef";
 const BACKEND_KEY = "pk_backend_0123456789abcdef";

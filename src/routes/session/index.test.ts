@@ -159,6 +159,11 @@ describe("POST /session", () => {
     const stranger = await mint({ ...visitor(), origin: "https://evil.example.com" });
     expect(stranger.response.status).toBe(403);
     expect(stranger.body.error?.code).toBe("origin_not_allowed");
+    // An Origin no browser sends (a session would be bound to it) is refused too, never a 500.
+    for (const origin of ["null", "not an origin", "https://app.example.com/path"]) {
+      const odd = await mint({ ...visitor(), origin });
+      expect(odd.response.status, `${origin}: ${JSON.stringify(odd.body)}`).toBe(403);
+    }
     for (const body of [{}, { turnstile: "" }, { turnstile: 42 }, { turnstile: "x".repeat(2049) }, "not json"]) {
       expect((await mint(visitor(), {}, body)).response.status).toBe(400);
     }

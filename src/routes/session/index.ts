@@ -1,12 +1,12 @@
 import { Hono } from "hono";
-import { SignJWT } from "jose";
-import { getConfig, isOriginAllowed } from "../../config";
+import { getConfig, isOriginAllowed, isSerializedOrigin } from "../../config";
 import type { AppEnv } from "../../env";
 import { notFound, ProxyError } from "../../errors";
 import { isRecord } from "../../lib/json";
 import { limiterFor } from "../../limits/client";
 import { readBody } from "../../middleware/body";
 import { clientIp } from "../../middleware/client-auth";
+import { mintToken } from "../../middleware/client-auth/mint";
 import { configured } from "../../middleware/configured";
 import { MAX_TOKEN_LENGTH, verifyTurnstile } from "./turnstile";
 
@@ -48,7 +48,8 @@ export function sessionRoutes(): Hono<AppEnv> {
       const config = c.get("config");
       const settings = config.sessions;
       const origin = c.req.header("origin");
-      if (origin === undefined || !isOriginAllowed(config.cors.origins, origin)) {
+      // A session is bound to a page's origin, as a browser sends it (`ALLOWED_ORIGINS=*` lets any through).
+      if (origin === undefined || !isSerializedOrigin(origin) || !isOriginAllowed(config.cors.origins, origin)) {
         throw new ProxyError(403, "sessions are minted only for pages on this proxy's ALLOWED_ORIGINS", {
           type: "permission_error",
           code: "origin_not_allowed",
@@ -76,12 +77,15 @@ export function sessionRoutes(): Hono<AppEnv> {
         throw new ProxyError(500, "sessions need PROXY_JWT_SECRET", { code: "proxy_not_configured" });
       const now = Math.floor(Date.now() / 1000);
       const expiresAt = now + settings.ttlSeconds;
-      const minted = await new SignJWT({ origin, rpm: settings.rpm, usd: settings.dailyUsd })
-        .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-        .setSubject(`session:${crypto.randomUUID().replaceAll("-", "")}`)
-        .setIssuedAt(now)
-        .setExpirationTime(expiresAt)
-        .sign(secret);
+      const minted = await mintToken({
+        secret,
+        sub: `session:${crypto.randomUUID().replaceAll("-", "")}`,
+        ttlSeconds: settings.ttlSeconds,
+        issuedAt: now,
+        origin,
+        rpm: settings.rpm,
+        usd: settings.dailyUsd,
+      });
       const body: SessionMinted = {
         token: minted,
         expires_at: expiresAt,

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --out DIR]`: what the proxy adds to every request, measured side
+ * `npm run bench [-- --quick] [-- --out DIR] [-- --render]`: what the proxy adds to every request, measured side
  * by side with a direct connection (A) and a bare pass-through Worker (B), for this proxy (C).
  * Everything runs on 127.0.0.1 and stops at the end. Writes results/latest.json and RESULTS.md.
  */
@@ -17,7 +17,12 @@ import { renderMarkdown } from "./lib/report";
 import { cpuMs, pin, rssMiB } from "./lib/system";
 
 const { values: args } = parseArgs({
-  options: { quick: { type: "boolean", default: false }, out: { type: "string" } },
+  options: {
+    quick: { type: "boolean", default: false },
+    out: { type: "string" },
+    // Writes RESULTS.md again from results/latest.json, measuring nothing.
+    render: { type: "boolean", default: false },
+  },
 });
 const QUICK = args.quick;
 const ROUNDS = QUICK ? 1 : 5;
@@ -46,6 +51,12 @@ const PATH = "/v1/chat/completions";
 type Figures = Record<string, number>;
 
 async function main(): Promise<void> {
+  if (args.render) {
+    const outDir = args.out ?? join(ROOT, "bench");
+    const results = JSON.parse(readFileSync(join(outDir, "results/latest.json"), "utf8"));
+    writeFileSync(join(outDir, "RESULTS.md"), renderMarkdown(results));
+    return;
+  }
   const twoCores = cpus().length >= 2;
   const [loadCpus, workerCpus] = twoCores ? ["0", "1"] : ["0", "0"];
   const pinned = twoCores && pin(process.pid, loadCpus);
@@ -61,8 +72,10 @@ async function main(): Promise<void> {
   };
   const arms: Arm[] = [
     { name: "A", url: fake.origin, authorization: "Bearer sk-bench", stop: async () => {} },
+    // B, C and D open workerd's inspector, only to read their live heaps in the memory phase.
     await startWorker("bare", join(ROOT, "bench/bare-worker.js"), { UPSTREAM: fake.origin }, workerCpus, {
       bare: true,
+      inspectorPort: 9301,
     }),
     await startWorker(
       "proxy-core",
@@ -75,8 +88,11 @@ async function main(): Promise<void> {
         DAILY_SPEND_LIMIT_USD: "",
       },
       workerCpus,
+      { inspectorPort: 9302 },
     ),
-    await startWorker("proxy-default", bundle.path, { ...upstream, ...unreachable }, workerCpus),
+    await startWorker("proxy-default", bundle.path, { ...upstream, ...unreachable }, workerCpus, {
+      inspectorPort: 9303,
+    }),
     await startWorker(
       "proxy-guarded",
       bundle.path,
@@ -348,19 +364,26 @@ async function measureMemory(arm: Arm): Promise<Figures> {
   const headers = { ...headersFor(arm), "x-fake-chunks": "100", "x-fake-chunk-gap-ms": "20" };
   const figures: Figures = { idleStartMiB: rssMiB(pid) };
   const peaks: Record<number, number[]> = {};
+  const heaps: Record<number, number[]> = {};
   const idle: number[] = [];
+  const idleHeap: number[] = [];
   for (let repeat = 0; repeat < MEMORY_REPEATS; repeat++) {
     for (const size of MEMORY_SIZES) {
-      const { peak } = await peakRssWhile(pid, 100, () =>
-        Promise.all(
+      const { peak } = await peakRssWhile(pid, 100, async () => {
+        const streams = Promise.all(
           Array.from({ length: size }, () =>
             timedRequest(arm.url + PATH, { method: "POST", headers, body: STREAM_BODY }),
           ),
-        ),
-      );
+        );
+        // Halfway through the streams (2 s long), what they hold alive.
+        await new Promise((next) => setTimeout(next, 1_000));
+        if (arm.heapMiB !== undefined) heaps[size] = [...(heaps[size] ?? []), await arm.heapMiB()];
+        return streams;
+      });
       peaks[size] = [...(peaks[size] ?? []), peak];
     }
     idle.push(await settledRssMiB(pid));
+    if (arm.heapMiB !== undefined) idleHeap.push(await arm.heapMiB());
   }
   for (const size of MEMORY_SIZES) figures[`streams${size}MiB`] = median(peaks[size] ?? []);
   const first = MEMORY_SIZES[0] ?? 1;
@@ -377,6 +400,21 @@ async function measureMemory(arm: Arm): Promise<Figures> {
   });
   figures.perStreamMinKiB = Math.min(...perStream);
   figures.perStreamMaxKiB = Math.max(...perStream);
+  if (idleHeap.length > 0) {
+    // The live heap (after a full collection): the figures a leak or per-stream buffering shows in,
+    // without the RSS's noise.
+    figures.heapIdleFirstMiB = idleHeap[0] ?? Number.NaN;
+    figures.heapIdleLastMiB = idleHeap.at(-1) ?? Number.NaN;
+    figures.heapGrowthMiB = figures.heapIdleLastMiB - figures.heapIdleFirstMiB;
+    figures.heapIdleSpreadMiB = Math.max(...idleHeap) - Math.min(...idleHeap);
+    const heapPerStream = Array.from({ length: MEMORY_REPEATS }, (_, i) => {
+      const [low, high] = [heaps[first]?.[i] ?? 0, heaps[last]?.[i] ?? 0];
+      return ((high - low) * 1024) / (last - first);
+    });
+    figures.heapPerStreamKiB = median(heapPerStream);
+    figures.heapPerStreamMinKiB = Math.min(...heapPerStream);
+    figures.heapPerStreamMaxKiB = Math.max(...heapPerStream);
+  }
   figures.bigRequestMiB = await measureBigRequest(arm, pid);
   return figures;
 }

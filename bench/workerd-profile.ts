@@ -16,9 +16,9 @@ import { SourceMap } from "node:module";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import WebSocket from "ws";
 import { ROOT } from "../scripts/lib/wrangler-dev";
 import { startFakeUpstream, startWorker } from "./lib/arms";
+import { inspectWorker } from "./lib/inspector";
 
 const { values: args } = parseArgs({
   options: {
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
         duration: seconds,
       });
     await load(2); // warm-up
-    const inspector = await connect();
+    const inspector = await inspectWorker(INSPECTOR_PORT, `profile-${args.arm}`);
     await inspector.send("Profiler.enable");
     await inspector.send("Profiler.setSamplingInterval", { interval: 100 });
     await inspector.send("Profiler.start");
@@ -83,33 +83,6 @@ async function main(): Promise<void> {
     await arm.stop();
     await fake.stop();
   }
-}
-
-/** The inspector session of the proxy's own Worker (`core:user:<name>`). */
-async function connect(): Promise<{ send: (method: string, params?: object) => Promise<unknown>; close: () => void }> {
-  const targets = (await (await fetch(`http://127.0.0.1:${INSPECTOR_PORT}/json`)).json()) as {
-    id: string;
-    webSocketDebuggerUrl: string;
-  }[];
-  const target = targets.find((t) => t.id.startsWith("core:user:")) ?? targets[0];
-  if (target === undefined) throw new Error("workerd's inspector lists no Worker");
-  const socket = new WebSocket(target.webSocketDebuggerUrl);
-  await new Promise((open, fail) => socket.once("open", open).once("error", fail));
-  const pending = new Map<number, (result: unknown) => void>();
-  socket.on("message", (data) => {
-    const message = JSON.parse(String(data)) as { id?: number; result?: unknown };
-    if (message.id !== undefined) pending.get(message.id)?.(message.result);
-  });
-  let next = 0;
-  return {
-    send: (method, params = {}) =>
-      new Promise((resolve) => {
-        const id = ++next;
-        pending.set(id, resolve);
-        socket.send(JSON.stringify({ id, method, params }));
-      }),
-    close: () => socket.close(),
-  };
 }
 
 /** Self time per request of the top functions, `name src/file.ts:line` where the source map knows it. */

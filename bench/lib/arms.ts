@@ -4,12 +4,15 @@ import { join } from "node:path";
 import { Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { ROOT } from "../../scripts/lib/wrangler-dev";
+import { type Inspector, inspectWorker, liveHeapMiB } from "./inspector";
 import { childPids, pin } from "./system";
 
 export type Arm = {
   name: string;
   url: string;
   pid?: number;
+  /** The Worker's live JavaScript heap after a full collection, in MiB, for arms started with an inspector. */
+  heapMiB?: () => Promise<number>;
   /** Rows in the proxy's usage ledger (D1), for the arms that have one. */
   ledgerRows?: () => Promise<number>;
   /** The credential this arm's clients send. */
@@ -96,13 +99,25 @@ export async function startWorker(
     ledgerRows = async () =>
       (await db.prepare("SELECT COUNT(*) AS n FROM usage").first<{ n: number }>())?.n ?? Number.NaN;
   }
+  let inspector: Inspector | undefined;
+  const heapMiB =
+    options.inspectorPort === undefined
+      ? undefined
+      : async () => {
+          inspector ??= await inspectWorker(options.inspectorPort as number, name);
+          return liveHeapMiB(inspector);
+        };
   return {
     name,
     url,
     ...(pid === undefined ? {} : { pid }),
     ...(ledgerRows === undefined ? {} : { ledgerRows }),
+    ...(heapMiB === undefined ? {} : { heapMiB }),
     authorization: options.authorization ?? "Bearer sk-bench",
-    stop: () => mf.dispose(),
+    stop: async () => {
+      inspector?.close();
+      await mf.dispose();
+    },
   };
 }
 

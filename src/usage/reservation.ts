@@ -146,8 +146,10 @@ const FREE_POSTS = [
  * billingOf("POST", "/responses/resp_123/cancel"); // "free"
  */
 export function billingOf(method: string, endpoint: string): Billing {
-  if (method !== "POST" || FREE_POSTS.some((free) => free.test(endpoint))) return "free";
-  return TOKEN_ENDPOINTS.has(endpoint) ? "tokens" : "reported";
+  if (method !== "POST") return "free";
+  // A token-billed endpoint (most POSTs) is one lookup; no free POST is one of them.
+  if (TOKEN_ENDPOINTS.has(endpoint)) return "tokens";
+  return FREE_POSTS.some((free) => free.test(endpoint)) ? "free" : "reported";
 }
 
 /** Whether the endpoint generates text whose length a request caps with one of `OUTPUT_FIELDS`. */

@@ -3,6 +3,7 @@ import {
   call,
   controllableSse,
   json,
+  leavable,
   mockUpstream,
   openaiJson,
   postJson,
@@ -255,11 +256,13 @@ describe("the response", () => {
   it("cancels upstream when the client cancels the stream", async () => {
     const sse = controllableSse();
     mockUpstream(() => sse.response);
-    const { response, settled } = await call(postJson("/v1/chat/completions", { ...CHAT, stream: true }));
+    const { request, leave } = leavable(postJson("/v1/chat/completions", { ...CHAT, stream: true }));
+    const { response, settled } = await call(request);
     sse.send("data: 1\n\n");
     const reader = response.body?.getReader();
     await reader?.read();
     await reader?.cancel("client went away");
+    leave();
     await sse.cancellation;
     await settled();
   });

@@ -171,10 +171,12 @@ describe("passThroughSse", () => {
         reason = r;
       },
     });
-    const { body, done } = passThroughSse(upstream, RAW);
+    const client = new AbortController();
+    const { body, done } = passThroughSse(upstream, { ...RAW, clientSignal: client.signal });
     const reader = body.getReader();
     await reader.read();
     await reader.cancel("client went away");
+    client.abort();
     expect(reason).toBe("client went away");
     expect(await done).toBe("cancelled");
   });

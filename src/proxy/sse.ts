@@ -29,8 +29,8 @@ export type SseOptions = {
  * Passes an upstream SSE body to the client as it arrives: no buffering, no parsing, the bytes
  * unchanged. When upstream breaks off, or stays silent for `idleTimeoutMs`, it writes a final
  * `data: {"error":…}` event before closing, because workerd would otherwise end the client's
- * response cleanly and the client would take a cut reply for a whole one. Cancelling the
- * returned stream (the client went away) cancels upstream.
+ * response cleanly and the client would take a cut reply for a whole one. A client that goes away
+ * (`clientSignal` aborts, or a write finds its side cancelled) cancels upstream.
  *
  * @example
  * const { body, done } = passThroughSse(upstream.body, { idleTimeoutMs: 300_000, shape: "openai", framer: null });
@@ -74,47 +74,60 @@ export function passThroughSse(
     if (finished) return;
     settle("cancelled");
     reader.cancel("client went away").catch(() => {});
+    writer.abort("client went away").catch(() => {});
   }
   clientSignal?.addEventListener("abort", onClientGone, { once: true });
 
-  const body = new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        for (;;) {
-          let result: ReadableStreamReadResult<Uint8Array>;
-          waitingSince = Date.now();
-          try {
-            result = await reader.read();
-          } catch {
-            // Cancelling a pending read on a stall can reject it, as a cut would.
-            return end(controller, stalled ? "stalled" : "cut");
-          } finally {
-            waitingSince = null;
-          }
-          if (stalled) return end(controller, "stalled");
-          if (result.done) {
-            const rest = framer?.flush() ?? null;
-            if (rest !== null) controller.enqueue(rest);
-            controller.close();
-            return settle("complete");
-          }
-          const out = framer === null ? result.value : framer.push(result.value);
-          onChunk?.();
-          if (out !== null) return controller.enqueue(out);
-        }
-      },
-      cancel(reason) {
-        settle("cancelled");
-        return reader.cancel(reason).catch(() => {});
-      },
-    },
-    { highWaterMark: 0 },
-  );
+  // The client's side is a native stream that the proxy writes to, one chunk at a time, each write
+  // waiting until the client has taken the last one (no buffering). A JavaScript stream that the
+  // runtime reads from would keep a few promises per chunk alive until the stream ends (workerd
+  // does: bench/RESULTS.md), so a long stream's memory would grow with its length; this one's does
+  // not. A client that cancels its side is noticed at the next write, or at once through
+  // `clientSignal` (the request's signal, which the runtime aborts when the client goes away).
+  const { readable, writable } = new IdentityTransformStream();
+  const writer = writable.getWriter();
+  /** Writes `bytes` to the client; false when the client has gone (the stream is then cancelled). */
+  const write = async (bytes: Uint8Array): Promise<boolean> => {
+    try {
+      await writer.write(bytes);
+      return true;
+    } catch {
+      onClientGone();
+      return false;
+    }
+  };
 
-  function end(controller: ReadableStreamDefaultController<Uint8Array>, outcome: "cut" | "stalled") {
+  const pump = async (): Promise<void> => {
+    for (;;) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      waitingSince = Date.now();
+      try {
+        result = await reader.read();
+      } catch {
+        // Cancelling a pending read on a stall can reject it, as a cut would.
+        return end(stalled ? "stalled" : "cut");
+      } finally {
+        waitingSince = null;
+      }
+      if (finished) return;
+      if (stalled) return end("stalled");
+      if (result.done) {
+        const rest = framer?.flush() ?? null;
+        if (rest !== null && !(await write(rest))) return;
+        settle("complete");
+        return writer.close().catch(() => {});
+      }
+      const out = framer === null ? result.value : framer.push(result.value);
+      onChunk?.();
+      if (out !== null && !(await write(out))) return;
+    }
+  };
+
+  /** Ends the client's stream with an error event: upstream broke off or went silent. */
+  async function end(outcome: "cut" | "stalled"): Promise<void> {
     if (finished) return;
+    settle(outcome);
     const rest = framer?.flush() ?? null;
-    if (rest !== null) controller.enqueue(rest);
     const message =
       outcome === "stalled"
         ? `upstream sent nothing for ${idleTimeoutMs} ms; the reply is incomplete`
@@ -122,11 +135,13 @@ export function passThroughSse(
     const error = new ProxyError(502, message, {
       code: outcome === "stalled" ? "upstream_stalled" : "upstream_interrupted",
     });
+    if (rest !== null) await writer.write(rest).catch(() => {});
     // The blank line first ends any event that upstream left half-written.
-    controller.enqueue(encoder.encode(`\n\ndata: ${errorBody(error, shape)}\n\n`));
-    controller.close();
-    settle(outcome);
+    await writer.write(encoder.encode(`\n\ndata: ${errorBody(error, shape)}\n\n`)).catch(() => {});
+    await writer.close().catch(() => {});
   }
 
+  void pump();
+  const body = readable;
   return { body, done };
 }

@@ -69,6 +69,16 @@ export function proxyRequest(path: string, init: RequestInit = {}): Request {
   return new Request(`http://proxy.test${path}`, init);
 }
 
+/**
+ * `request` with a signal the test aborts to make its client leave, as the runtime aborts a
+ * request's signal when the client's connection closes (the proxy notices a client that only stops
+ * reading at its next write).
+ */
+export function leavable(request: Request): { request: Request; leave: () => void } {
+  const client = new AbortController();
+  return { request: new Request(request, { signal: client.signal }), leave: () => client.abort() };
+}
+
 /** A JSON POST to the proxy under test. */
 export function postJson(path: string, body: unknown, headers: Record<string, string> = {}): Request {
   return proxyRequest(path, {

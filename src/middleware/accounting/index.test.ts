@@ -7,6 +7,7 @@ import {
   call,
   controllableSse,
   json,
+  leavable,
   logged,
   mockUpstream,
   openaiJson,
@@ -374,10 +375,8 @@ describe("what a stream is charged", () => {
     const sse = controllableSse({ "x-request-id": `req_${ending}` });
     mockUpstream(() => sse.response);
     const client = newClient();
-    const { response, settled } = await call(
-      postJson("/v1/chat/completions", { ...CHAT, stream: true }, client.headers),
-      BUDGET,
-    );
+    const { request, leave } = leavable(postJson("/v1/chat/completions", { ...CHAT, stream: true }, client.headers));
+    const { response, settled } = await call(request, BUDGET);
     sse.send(chunk({ content: "Hel" }, { usage: null }));
     const reader = response.body?.getReader();
     await reader?.read();
@@ -386,6 +385,7 @@ describe("what a stream is charged", () => {
       while (!(await reader?.read())?.done) {}
     } else {
       await reader?.cancel();
+      leave();
     }
     await settled();
     // Its input (likely for a cut, at most for a client that left), and one token for the one content event seen.

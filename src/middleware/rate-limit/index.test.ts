@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ceilingFor } from "../../limits/ceiling";
-import { call, controllableSse, json, mockUpstream, openaiJson, postJson, text } from "../../testing";
+import { call, controllableSse, json, leavable, mockUpstream, openaiJson, postJson, text } from "../../testing";
 
 const CHAT = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };
 const STREAM = { ...CHAT, stream: true };
@@ -81,7 +81,8 @@ describe("rateLimit", () => {
     mockUpstream(() => responses.shift() ?? openaiJson({}));
     const client = newClient();
     const vars = { MAX_CONCURRENT_STREAMS: "1" };
-    const open = await call(postJson("/v1/chat/completions", STREAM, client), vars);
+    const firstRequest = leavable(postJson("/v1/chat/completions", STREAM, client));
+    const open = await call(firstRequest.request, vars);
     expect(open.response.status).toBe(200);
     const refused = await call(postJson("/v1/chat/completions", STREAM, client), vars);
     expect(refused.response.status).toBe(429);
@@ -90,6 +91,7 @@ describe("rateLimit", () => {
     expect((await call(postJson("/v1/chat/completions", CHAT, client), vars)).response.status).toBe(200);
 
     await open.response.body?.cancel();
+    firstRequest.leave();
     await first.cancellation;
     await open.settled();
     const after = await call(postJson("/v1/chat/completions", STREAM, client), vars);

@@ -249,18 +249,22 @@ function load(arm: Arm, connections: number, seconds: number): autocannon.Option
  * the ledger's new rows once they stop coming (the queue delivers in batches): every request served
  * must have exactly one.
  */
-async function measureLedger(arm: Arm, rate: number): Promise<{ served: number; errors: number; rows: number }> {
+async function measureLedger(
+  arm: Arm,
+  rate: number,
+): Promise<{ served: number; errors: number; failures: Record<string, number>; rows: number }> {
   const rows = arm.ledgerRows;
   if (rows === undefined) throw new Error(`${arm.name} has no ledger`);
   const before = await settledRows(rows);
-  const { latencies, errors } = await fixedRate(
+  const { latencies, errors, failures } = await fixedRate(
     arm.url + PATH,
     { method: "POST", headers: headersFor(arm), body: CHAT_BODY },
     rate,
     LEDGER_SECONDS * 1000,
   );
-  const after = await settledRows(rows, before + latencies.length);
-  return { served: latencies.length, errors, rows: after - before };
+  // A request that failed may still have been served and recorded (the client gave up first).
+  const after = await settledRows(rows, before + latencies.length + errors);
+  return { served: latencies.length, errors, failures, rows: after - before };
 }
 
 /** The ledger's row count once it reaches `expected`, or has not moved for 10 s (polled every 500 ms). */
@@ -284,13 +288,14 @@ async function measureRound(arm: Arm, rate: number): Promise<{ numbers: Figures;
   const rps50 = result.requests.total / ((Date.now() - started) / 1000);
   const cpuPerRequest = arm.pid === undefined ? Number.NaN : (cpuMs(arm.pid) - cpuBefore) / result.requests.total;
 
-  const { latencies, errors } = await fixedRate(
+  const { latencies, errors, failures } = await fixedRate(
     arm.url + PATH,
     { method: "POST", headers: headersFor(arm), body: CHAT_BODY },
     rate,
     SECONDS * 1000,
   );
-  if (errors > 0) throw new Error(`${arm.name}: ${errors} errors at a fixed rate of ${rate}/s`);
+  if (errors > 0)
+    throw new Error(`${arm.name}: ${errors} errors at a fixed rate of ${rate}/s: ${JSON.stringify(failures)}`);
 
   const stream = await measureStreams(arm);
   return {

@@ -63,11 +63,17 @@ export async function fixedRate(
   init: { method: string; headers: Record<string, string>; body?: string },
   ratePerSecond: number,
   durationMs: number,
-): Promise<{ latencies: number[]; errors: number }> {
+): Promise<{ latencies: number[]; errors: number; failures: Record<string, number> }> {
   const total = Math.max(1, Math.floor((ratePerSecond * durationMs) / 1000));
   const interval = 1000 / ratePerSecond;
   const latencies: number[] = [];
   let errors = 0;
+  /** What the failures were: `status 502`, `ECONNRESET`…, and how many of each. */
+  const failures: Record<string, number> = {};
+  const fail = (what: string) => {
+    errors++;
+    failures[what] = (failures[what] ?? 0) + 1;
+  };
   const pending: Promise<void>[] = [];
   const start = performance.now();
   let sent = 0;
@@ -79,11 +85,9 @@ export async function fixedRate(
         timedRequest(url, init).then(
           (r) => {
             if (r.status === 200) latencies.push(performance.now() - scheduled);
-            else errors++;
+            else fail(`status ${r.status}`);
           },
-          () => {
-            errors++;
-          },
+          (error: NodeJS.ErrnoException) => fail(error.code ?? String(error)),
         ),
       );
       sent++;
@@ -92,7 +96,7 @@ export async function fixedRate(
     await new Promise((next) => setImmediate(next));
   }
   await Promise.all(pending);
-  return { latencies, errors };
+  return { latencies, errors, failures };
 }
 
 /** The p-th percentile (0–100) of `values`. */

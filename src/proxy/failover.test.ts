@@ -1,5 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { call, json, logged, mockUpstream, openaiJson, postJson, proxyRequest, requestLogs, text } from "../testing";
+import {
+  call,
+  json,
+  leavable,
+  logged,
+  mockUpstream,
+  openaiJson,
+  postJson,
+  proxyRequest,
+  requestLogs,
+  text,
+} from "../testing";
 
 /** Keys no other test uses: key state is kept per isolate, by key. */
 const fresh = () => crypto.randomUUID().replaceAll("-", "");
@@ -241,6 +252,18 @@ describe("failover before the first byte", () => {
     );
     await call(postJson("/v1/chat/completions", { ...CHAT, model: "x-1" }, { "x-test": "refuse" }), vars);
     expect((await call(postJson("/v1/chat/completions", { ...CHAT, model: "y-1" }), vars)).response.status).toBe(200);
+  });
+
+  it("makes no further try for a client that left during the first", async () => {
+    const { vars } = setup();
+    const { request, leave } = leavable(postJson("/v1/chat/completions", DEEP));
+    const upstream = mockUpstream(() => {
+      leave();
+      return openaiJson({ error: { message: "slow down", type: "requests" } }, 429, { "retry-after": "1" });
+    });
+    const { response } = await call(request, vars);
+    expect(response.status).toBe(499);
+    expect(upstream).toHaveLength(1);
   });
 
   it("writes no line per try with LOG_REQUESTS=false", async () => {

@@ -291,6 +291,8 @@ async function send(
   timeoutMs: number,
   clientSignal: AbortSignal,
 ): Promise<Try> {
+  // A client that left meanwhile (between two tries) gets no upstream call: it would be billed for nobody.
+  if (clientSignal.aborted) return { failure: failed(clientClosed(what), "client_closed") };
   const abort = new AbortController();
   const onClientAbort = () => abort.abort("client went away");
   clientSignal.addEventListener("abort", onClientAbort);

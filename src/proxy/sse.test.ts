@@ -4,7 +4,12 @@ import { SseUsageReader } from "../usage/sse-usage";
 import { passThroughSse, type SseOptions } from "./sse";
 import { SseFramer } from "./sse-framing";
 
-const RAW: SseOptions = { idleTimeoutMs: 60_000, shape: "openai", framer: null };
+const RAW: SseOptions = {
+  idleTimeoutMs: 60_000,
+  shape: "openai",
+  framer: null,
+  clientSignal: new AbortController().signal,
+};
 /** Framed, with a usage reader, as every forwarded stream is: whole events only. */
 const tapped = (): SseOptions => ({ ...RAW, framer: new SseFramer(new SseUsageReader({ dropUsageChunk: false })) });
 
@@ -161,6 +166,54 @@ describe("passThroughSse", () => {
     expect(text).toMatch(/^data: 1\n\n\n\ndata: \{"error":\{.*"code":"upstream_stalled"\}\}\n\n$/);
     expect(await done).toBe("stalled");
     expect(cancelled).toBe(true);
+  });
+
+  it("notices a client that cancels without its signal firing at the next write, and cancels upstream", async () => {
+    let reason: unknown;
+    let next: ReadableStreamDefaultController<Uint8Array> | undefined;
+    const upstream = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        next = c;
+        c.enqueue(encoder.encode("data: 1\n\n"));
+      },
+      cancel(r) {
+        reason = r;
+      },
+    });
+    const { body, done } = passThroughSse(upstream, RAW);
+    const reader = body.getReader();
+    await reader.read();
+    await reader.cancel("client went away");
+    next?.enqueue(encoder.encode("data: 2\n\n"));
+    expect(await done).toBe("cancelled");
+    expect(reason).toBe("client went away");
+  });
+
+  it("writes nothing for a client already gone, and cancels upstream", async () => {
+    let cancelled = false;
+    const upstream = new ReadableStream<Uint8Array>({
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const client = new AbortController();
+    client.abort();
+    const { done } = passThroughSse(upstream, { ...RAW, clientSignal: client.signal });
+    expect(await done).toBe("cancelled");
+    expect(cancelled).toBe(true);
+  });
+
+  it("ends the stream in-band as a cut when the proxy's own framer fails", async () => {
+    const failing = {
+      push: () => {
+        throw new Error("framer bug");
+      },
+      flush: () => null,
+    } as unknown as SseFramer;
+    const { body, done } = passThroughSse(streamOf([STREAM]), { ...RAW, framer: failing });
+    const text = new TextDecoder().decode(concatBytes(await collect(body)));
+    expect(text).toContain("upstream_interrupted");
+    expect(await done).toBe("cut");
   });
 
   it("cancels upstream when the client cancels", async () => {

@@ -21,8 +21,11 @@ export type SseOptions = {
   framer: SseFramer | null;
   /** Called after each upstream chunk has been read, before it goes on. */
   onChunk?: () => void;
-  /** The client's request signal: when it aborts (the client went away), upstream is cancelled at once. */
-  clientSignal?: AbortSignal;
+  /**
+   * The client's request signal: when it aborts (the client went away), upstream is cancelled at
+   * once. Required: a client that leaves while upstream is silent is noticed only through it.
+   */
+  clientSignal: AbortSignal;
 };
 
 /**
@@ -65,7 +68,7 @@ export function passThroughSse(
   const settle = (outcome: StreamOutcome) => {
     finished = true;
     clearTimeout(timer);
-    clientSignal?.removeEventListener("abort", onClientGone);
+    clientSignal.removeEventListener("abort", onClientGone);
     resolveDone(outcome);
   };
   // Where the runtime says so at once (request.signal), the client's leaving cancels upstream
@@ -76,7 +79,7 @@ export function passThroughSse(
     reader.cancel("client went away").catch(() => {});
     writer.abort("client went away").catch(() => {});
   }
-  clientSignal?.addEventListener("abort", onClientGone, { once: true });
+  clientSignal.addEventListener("abort", onClientGone, { once: true });
 
   // The client's side is a native stream that the proxy writes to, one chunk at a time, each write
   // waiting until the client has taken the last one (no buffering). A JavaScript stream that the
@@ -114,6 +117,7 @@ export function passThroughSse(
       if (result.done) {
         const rest = framer?.flush() ?? null;
         if (rest !== null && !(await write(rest))) return;
+        if (finished) return;
         settle("complete");
         return writer.close().catch(() => {});
       }
@@ -141,7 +145,14 @@ export function passThroughSse(
     await writer.close().catch(() => {});
   }
 
-  void pump();
+  // A client already gone (it left while the proxy was choosing an upstream) is never written to.
+  if (clientSignal.aborted) onClientGone();
+  // A fault of the proxy's own while passing the stream (its framer, its reader) ends the stream
+  // as a cut would, in-band, never with a stream left open and its outcome unsettled.
+  pump().catch(() => {
+    reader.cancel("proxy error").catch(() => {});
+    return end("cut");
+  });
   const body = readable;
   return { body, done };
 }

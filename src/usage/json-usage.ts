@@ -52,43 +52,37 @@ export async function readJsonAnswer(answer: Response): Promise<JsonAnswer> {
   }
   const passing = new JsonUsageReader();
   for (const chunk of chunks) passing.push(chunk);
-  const { promise: usage, resolve, reject } = Promise.withResolvers<Usage | null>();
-  const next = async (): Promise<Uint8Array | null> => {
-    const { done, value } = await reader.read();
-    if (done) {
-      resolve(passing.usage);
-      return null;
-    }
-    passing.push(value);
-    return value;
+  // The rest goes to the client through a native stream the proxy writes to (as streams do, see
+  // passThroughSse: a JavaScript stream the runtime reads keeps promises per chunk until it ends);
+  // once the client has gone, the rest is read for its usage all the same.
+  const { readable, writable } = new IdentityTransformStream();
+  const writer = writable.getWriter();
+  let clientGone = false;
+  const write = async (chunk: Uint8Array) => {
+    if (clientGone) return;
+    await writer.write(chunk).catch(() => {
+      clientGone = true;
+    });
   };
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        for (const chunk of chunks) controller.enqueue(chunk);
-        chunks.length = 0;
-      },
-      async pull(controller) {
-        try {
-          const chunk = await next();
-          if (chunk === null) controller.close();
-          else controller.enqueue(chunk);
-        } catch (error) {
-          reject(error);
-          controller.error(error);
-        }
-      },
-      async cancel() {
-        // The client left: the rest is read for its usage all the same.
-        try {
-          while ((await next()) !== null) {}
-        } catch (error) {
-          reject(error);
-        }
-      },
-    },
-    { highWaterMark: 0 },
-  );
+  const usage = (async (): Promise<Usage | null> => {
+    try {
+      for (const chunk of chunks) await write(chunk);
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        passing.push(value);
+        await write(value);
+      }
+    } catch (error) {
+      await writer.abort(error).catch(() => {});
+      throw error;
+    }
+    await writer.close().catch(() => {});
+    return passing.usage;
+  })();
+  // Its failure is the caller's to read (forward.ts settles the outcome as a cut), whenever it looks.
+  usage.catch(() => {});
+  const stream = readable;
   return { body: stream, usage };
 }
 

@@ -8,10 +8,16 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { ROOT } from "../scripts/lib/wrangler-dev";
-import { type Arm, startFakeUpstream, startWorker } from "./lib/arms";
+import {
+  type Arm,
+  buildBundle,
+  LIMITS_OUT_OF_REACH,
+  REQUEST_PATH_ONLY,
+  startFakeUpstream,
+  startWorker,
+} from "./lib/arms";
 import { fixedRate, median, percentile, timedRequest } from "./lib/http";
 import { renderMarkdown } from "./lib/report";
 import { cpuMs, pin, rssMiB } from "./lib/system";
@@ -64,12 +70,7 @@ async function main(): Promise<void> {
   const bundle = buildBundle();
   const fake = await startFakeUpstream(loadCpus);
   const upstream = { OPENAI_BASE_URL: `${fake.origin}/v1`, OPENAI_API_KEY: "sk-bench" };
-  // Limits that every request is counted against in a Durable Object, but that no run reaches.
-  const unreachable = {
-    RATE_LIMIT_RPM: "1000000000",
-    MAX_CONCURRENT_STREAMS: "100000",
-    DAILY_SPEND_LIMIT_USD: "1000000",
-  };
+  const unreachable = LIMITS_OUT_OF_REACH;
   const arms: Arm[] = [
     { name: "A", url: fake.origin, authorization: "Bearer sk-bench", stop: async () => {} },
     // B, C and D open workerd's inspector, only to read their live heaps in the memory phase.
@@ -77,19 +78,9 @@ async function main(): Promise<void> {
       bare: true,
       inspectorPort: 9301,
     }),
-    await startWorker(
-      "proxy-core",
-      bundle.path,
-      {
-        ...upstream,
-        RATE_LIMIT_RPM: "0",
-        MAX_CONCURRENT_STREAMS: "0",
-        RECORD_USAGE: "false",
-        DAILY_SPEND_LIMIT_USD: "",
-      },
-      workerCpus,
-      { inspectorPort: 9302 },
-    ),
+    await startWorker("proxy-core", bundle.path, { ...upstream, ...REQUEST_PATH_ONLY }, workerCpus, {
+      inspectorPort: 9302,
+    }),
     await startWorker("proxy-default", bundle.path, { ...upstream, ...unreachable }, workerCpus, {
       inspectorPort: 9303,
     }),
@@ -399,10 +390,13 @@ async function measureMemory(arm: Arm): Promise<Figures> {
   figures.idleLastMiB = idle.at(-1) ?? Number.NaN;
   figures.growthMiB = figures.idleLastMiB - figures.idleFirstMiB;
   figures.idleSpreadMiB = Math.max(...idle) - Math.min(...idle);
-  const perStream = Array.from({ length: MEMORY_REPEATS }, (_, i) => {
-    const [low, high] = [peaks[first]?.[i] ?? 0, peaks[last]?.[i] ?? 0];
-    return ((high - low) * 1024) / (last - first);
-  });
+  /** Each repeat's cost of one more stream, in KiB, from what `byStreams` measured with the fewest and the most. */
+  const perStreamOf = (byStreams: Record<number, number[]>) =>
+    Array.from({ length: MEMORY_REPEATS }, (_, i) => {
+      const [low, high] = [byStreams[first]?.[i] ?? 0, byStreams[last]?.[i] ?? 0];
+      return ((high - low) * 1024) / (last - first);
+    });
+  const perStream = perStreamOf(peaks);
   figures.perStreamMinKiB = Math.min(...perStream);
   figures.perStreamMaxKiB = Math.max(...perStream);
   if (idleHeap.length > 0) {
@@ -412,10 +406,7 @@ async function measureMemory(arm: Arm): Promise<Figures> {
     figures.heapIdleLastMiB = idleHeap.at(-1) ?? Number.NaN;
     figures.heapGrowthMiB = figures.heapIdleLastMiB - figures.heapIdleFirstMiB;
     figures.heapIdleSpreadMiB = Math.max(...idleHeap) - Math.min(...idleHeap);
-    const heapPerStream = Array.from({ length: MEMORY_REPEATS }, (_, i) => {
-      const [low, high] = [heaps[first]?.[i] ?? 0, heaps[last]?.[i] ?? 0];
-      return ((high - low) * 1024) / (last - first);
-    });
+    const heapPerStream = perStreamOf(heaps);
     figures.heapPerStreamKiB = median(heapPerStream);
     figures.heapPerStreamMinKiB = Math.min(...heapPerStream);
     figures.heapPerStreamMaxKiB = Math.max(...heapPerStream);
@@ -488,22 +479,6 @@ async function measureBigRequest(arm: Arm, pid: number): Promise<number> {
     rises.push(Math.max(peak, idle) - idle);
   }
   return median(rises);
-}
-
-function buildBundle(): { path: string; raw: number; gzip: number } {
-  const outdir = join(ROOT, "bench/.build");
-  execFileSync(
-    process.execPath,
-    [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", outdir],
-    {
-      cwd: ROOT,
-      stdio: "ignore",
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
-    },
-  );
-  const path = join(outdir, "index.js");
-  const code = readFileSync(path);
-  return { path, raw: code.byteLength, gzip: gzipSync(code, { level: 9 }).byteLength };
 }
 
 function summarize(rounds: Figures[]): Record<string, { median: number; min: number; max: number }> {

@@ -1,23 +1,10 @@
-/**
- * `npm run bench:profile [-- --arm C|D] [-- --seconds 4]`: where the Worker's CPU goes inside
- * workerd itself, where Node's profile (bench/profile.ts) cannot see. Starts one arm of the
- * benchmark (C: the request path; D: the default configuration) on workerd through Miniflare with
- * its inspector open, loads it with 50 connections, samples it with V8's profiler over the
- * inspector protocol, and prints the self time per request of the top functions, mapped to src/
- * through the bundle's source map. Everything runs on 127.0.0.1.
- *
- * The profiler's own cost is in the figures (about a fifth more time per request), and a
- * `console.log` costs far more with an inspector attached (each line goes to it too): read the
- * ranking, not the absolute figures; `npm run bench` measures CPU without the inspector.
- */
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { SourceMap } from "node:module";
-import { join, relative } from "node:path";
+import { relative } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { ROOT } from "../scripts/lib/wrangler-dev";
-import { startFakeUpstream, startWorker } from "./lib/arms";
+import { buildBundle, LIMITS_OUT_OF_REACH, REQUEST_PATH_ONLY, startFakeUpstream, startWorker } from "./lib/arms";
 import { inspectWorker } from "./lib/inspector";
 
 const { values: args } = parseArgs({
@@ -34,30 +21,11 @@ type Node = { id: number; callFrame: { functionName: string; url: string; lineNu
 type Profile = { nodes: Node[]; samples: number[]; timeDeltas: number[] };
 
 async function main(): Promise<void> {
-  const outdir = join(ROOT, "bench/.build");
-  execFileSync(
-    process.execPath,
-    [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", outdir],
-    { cwd: ROOT, stdio: "ignore", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } },
-  );
+  const bundle = buildBundle();
   const fake = await startFakeUpstream("0");
   const upstream = { OPENAI_BASE_URL: `${fake.origin}/v1`, OPENAI_API_KEY: "sk-bench" };
-  const bindings =
-    args.arm === "C"
-      ? {
-          ...upstream,
-          RATE_LIMIT_RPM: "0",
-          MAX_CONCURRENT_STREAMS: "0",
-          RECORD_USAGE: "false",
-          DAILY_SPEND_LIMIT_USD: "",
-        }
-      : {
-          ...upstream,
-          RATE_LIMIT_RPM: "1000000000",
-          MAX_CONCURRENT_STREAMS: "100000",
-          DAILY_SPEND_LIMIT_USD: "1000000",
-        };
-  const arm = await startWorker(`profile-${args.arm}`, join(outdir, "index.js"), bindings, "1", {
+  const bindings = { ...upstream, ...(args.arm === "C" ? REQUEST_PATH_ONLY : LIMITS_OUT_OF_REACH) };
+  const arm = await startWorker(`profile-${args.arm}`, bundle.path, bindings, "1", {
     inspectorPort: INSPECTOR_PORT,
   });
   try {
@@ -78,7 +46,7 @@ async function main(): Promise<void> {
     const result = await load(Number(args.seconds));
     const { profile } = (await inspector.send("Profiler.stop")) as { profile: Profile };
     inspector.close();
-    report(profile, result.requests.total, join(outdir, "index.js.map"), Number(args.top));
+    report(profile, result.requests.total, `${bundle.path}.map`, Number(args.top));
   } finally {
     await arm.stop();
     await fake.stop();

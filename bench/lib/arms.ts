@@ -1,6 +1,7 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createWriteStream, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { ROOT } from "../../scripts/lib/wrangler-dev";
@@ -136,4 +137,36 @@ function migrationStatements(): string[] {
         .map((statement) => statement.trim())
         .filter((statement) => statement !== ""),
     );
+}
+
+/** Arm C's settings: the features that cost a storage round trip off, everything else on. */
+export const REQUEST_PATH_ONLY = {
+  RATE_LIMIT_RPM: "0",
+  MAX_CONCURRENT_STREAMS: "0",
+  RECORD_USAGE: "false",
+  DAILY_SPEND_LIMIT_USD: "",
+};
+
+/** Limits that every request of arm D is counted against in a Durable Object, but that no run reaches. */
+export const LIMITS_OUT_OF_REACH = {
+  RATE_LIMIT_RPM: "1000000000",
+  MAX_CONCURRENT_STREAMS: "100000",
+  DAILY_SPEND_LIMIT_USD: "1000000",
+};
+
+/** The Worker as `wrangler deploy` would upload it (`--dry-run`), in bench/.build, with its sizes in bytes. */
+export function buildBundle(): { path: string; raw: number; gzip: number } {
+  const outdir = join(ROOT, "bench/.build");
+  execFileSync(
+    process.execPath,
+    [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", outdir],
+    {
+      cwd: ROOT,
+      stdio: "ignore",
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+    },
+  );
+  const path = join(outdir, "index.js");
+  const code = readFileSync(path);
+  return { path, raw: code.byteLength, gzip: gzipSync(code, { level: 9 }).byteLength };
 }

@@ -208,8 +208,13 @@ export class DailyBudget {
 }
 
 /** `n` when it is a finite positive number, else 0: what a report says was spent, whatever it carries. */
-function positive(n: number): number {
+export function positive(n: number): number {
   return Number.isFinite(n) && n > 0 ? n : 0;
+}
+
+/** The sum of two amounts, tokens and dollars apart. */
+export function add(a: Amount, b: Amount): Amount {
+  return { tokens: a.tokens + b.tokens, usd: a.usd + b.usd };
 }
 
 /** Dollar sums are floating point: a reservation this close to what is left still fits. */

@@ -92,7 +92,7 @@ export class CeilingSlice {
           lease: this.#lease,
           day,
           spentUsd: reported,
-          wantUsd: carried + usd + sliceUsd(usd, options.limitUsd),
+          wantUsd: carried + usd + sliceSize(usd, options.limitUsd),
           needUsd: carried + usd,
         },
         options.limitUsd,
@@ -282,12 +282,13 @@ export class CeilingSlice {
 }
 
 /**
- * How much to ask for beyond a request's own need: room for more requests without a round trip,
- * but a small part of the ceiling, since a slice is what an isolate can strand: at least 1 % of the
- * ceiling or twice the request, at most 10 % of the ceiling.
+ * How much of a limit a slice asks for beyond a request's own need (in the limit's unit: dollars
+ * of the ceiling, a client's tokens or dollars): room for more requests without a round trip, but
+ * a small part of the limit, since a slice is what an isolate can strand: at least 1 % of the limit
+ * or twice the request, at most 10 % of the limit.
  */
-export function sliceUsd(needUsd: number, limitUsd: number): number {
-  return Math.min(limitUsd / 10, Math.max(limitUsd / 100, 2 * needUsd));
+export function sliceSize(need: number, limit: number): number {
+  return Math.min(limit / 10, Math.max(limit / 100, 2 * need));
 }
 
 /** A flag that turns true once `done` settles, either way. */

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { utcDay } from "../lib/time";
 import { ABANDONED_AFTER_MS } from "./ceiling";
-import { type CeilingHold, CeilingSlice, sliceUsd } from "./ceiling-lease";
+import { type CeilingHold, CeilingSlice, sliceSize } from "./ceiling-lease";
 
 /** A ceiling object no other test touches. */
 function freshCeiling() {
@@ -66,9 +66,9 @@ describe("SpendCeiling", () => {
 
 describe("CeilingSlice", () => {
   it("asks for a small part of the ceiling beyond a request's need: 1 % to 10 %", () => {
-    expect(sliceUsd(0.001, 10)).toBe(0.1);
-    expect(sliceUsd(0.2, 10)).toBe(0.4);
-    expect(sliceUsd(5, 10)).toBe(1);
+    expect(sliceSize(0.001, 10)).toBe(0.1);
+    expect(sliceSize(0.2, 10)).toBe(0.4);
+    expect(sliceSize(5, 10)).toBe(1);
   });
 
   it("serves requests from its slice without asking the ceiling each time", async () => {

@@ -1,6 +1,7 @@
 import { utcDay } from "../lib/time";
-import type { Amount } from "./budget";
+import { type Amount, add, positive } from "./budget";
 import { EPSILON } from "./ceiling";
+import { sliceSize } from "./ceiling-lease";
 import type { Admission, BudgetState, Limits, RateLimiter, SliceAnswer, SliceRenewal } from "./rate-limiter";
 
 /** The client's Durable Object, made only when the slice must call it (most requests never do). */
@@ -307,8 +308,8 @@ export class ClientSlice {
           // Spending matters to the object only against a budget: without one there is nothing to report.
           if (budgeted) {
             this.#unreported = add(this.#unreported, {
-              tokens: finite(Math.round(spent.tokens)),
-              usd: finite(spent.usd),
+              tokens: positive(Math.round(spent.tokens)),
+              usd: positive(spent.usd),
             });
           }
           await this.#returnWhenIdle(limiter, limits, leaseMs);
@@ -343,18 +344,8 @@ export class ClientSlice {
  * strand: at least 1 % of the budget or twice the request, at most 10 % (as the spend ceiling's slices).
  */
 function room(reserve: Amount, limits: Limits): Amount {
-  const part = (limit: number | null | undefined, need: number) =>
-    limit == null ? 0 : Math.min(limit / 10, Math.max(limit / 100, 2 * need));
+  const part = (limit: number | null | undefined, need: number) => (limit == null ? 0 : sliceSize(need, limit));
   return { tokens: Math.floor(part(limits.tokensPerDay, reserve.tokens)), usd: part(limits.usdPerDay, reserve.usd) };
-}
-
-function add(a: Amount, b: Amount): Amount {
-  return { tokens: a.tokens + b.tokens, usd: a.usd + b.usd };
-}
-
-/** A non-negative finite amount: what a request spent, whatever the arithmetic before gave. */
-function finite(n: number): number {
-  return Number.isFinite(n) && n > 0 ? n : 0;
 }
 
 /** This isolate's slices, one per client identity and limits; idle ones are forgotten once there are many. */

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { nextUtcDay, retryAfterSeconds } from "../lib/time";
-import { type Amount, type Budgets, DailyBudget } from "./budget";
+import { type Amount, add, type Budgets, DailyBudget } from "./budget";
 import { StoredWindow } from "./events";
 import { StreamSlots } from "./slots";
 import { SlidingWindow, WINDOW_MS } from "./window";
@@ -307,10 +307,6 @@ function checkLimits({ rpm, maxStreams }: Limits): void {
   if (!Number.isSafeInteger(rpm) || rpm < 1 || !Number.isSafeInteger(maxStreams) || maxStreams < 0) {
     throw new RangeError(`invalid limits: rpm=${rpm}, maxStreams=${maxStreams}`);
   }
-}
-
-function add(a: Amount, b: Amount): Amount {
-  return { tokens: a.tokens + b.tokens, usd: a.usd + b.usd };
 }
 
 function budgetsOf(limits: Limits): Budgets {
